@@ -1,0 +1,1 @@
+"""Development tools: local mode, signed sample events, requirements generation. Not deployed."""

@@ -1,0 +1,38 @@
+"""POST|GET /voice/fallback: Twilio's fallback URL. A static apology that touches no dependency
+(beyond the cached auth token), so callers hear something sensible when everything else is down."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from voice_webhooks import routes
+from voice_webhooks.fallback import apology_twiml
+from voice_webhooks.http_app import ANY_METHOD, current_webhook, twiml_response, webhook_app
+from voice_webhooks.observability import MetricName, count, logger, metrics, tracer
+
+
+def apology() -> Response[str]:
+    count(MetricName.FALLBACK_ANSWERED)
+    return twiml_response(apology_twiml())
+
+
+app = webhook_app(token_outage_answer=apology)
+
+
+@app.route(routes.FALLBACK, method=ANY_METHOD)
+def fallback() -> Response[str]:
+    params = current_webhook(app).params
+    # Twilio tells the fallback URL why the primary failed; that is what an operator needs.
+    logger.warning(
+        "Fallback URL answered",
+        extra={"error_code": params.get("ErrorCode"), "error_url": params.get("ErrorUrl")},
+    )
+    return apology()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

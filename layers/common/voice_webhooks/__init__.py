@@ -1,0 +1,1 @@
+"""Shared code for the Twilio voice webhook functions (deployed as the Lambda layer)."""

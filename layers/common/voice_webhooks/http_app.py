@@ -1,0 +1,111 @@
+"""The API Gateway HTTP API resolver every function uses: Twilio checks first, errors mapped to
+HTTP answers in one place, TwiML responses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from voice_webhooks.auth_tokens import load_auth_tokens
+from voice_webhooks.errors import (
+    AccountRejected,
+    ConfigurationError,
+    DependencyUnavailable,
+    MalformedRequest,
+    MethodNotAllowed,
+    SignatureRejected,
+    WebhookError,
+)
+from voice_webhooks.observability import MetricName, count, logger
+from voice_webhooks.public_urls import signed_url
+from voice_webhooks.settings import get_settings
+from voice_webhooks.signature import verify_request
+from voice_webhooks.webhook_request import WebhookRequest, read_webhook
+
+# Routes accept every method (the template routes ANY) so that we, not API Gateway's 404, answer
+# the unsupported ones with 405.
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+TWIML_CONTENT_TYPE = "text/xml"
+_WEBHOOK_KEY = "webhook"
+_REFUSAL_METRICS: dict[type[WebhookError], str] = {
+    SignatureRejected: MetricName.REJECTED_SIGNATURE,
+    AccountRejected: MetricName.REJECTED_ACCOUNT,
+    MalformedRequest: MetricName.BAD_REQUEST,
+}
+
+
+def _twilio_checks(outage_answer: Callable[[], Response[str]] | None) -> Callable[..., Response[str]]:
+    def twilio_webhook(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
+        """Refuse anything Twilio did not sign for one of our accounts, before any other work."""
+        request = read_webhook(app.current_event)
+        settings = get_settings()
+        try:
+            tokens = load_auth_tokens(settings)
+        except DependencyUnavailable:
+            if outage_answer is None:
+                raise
+            # Only for a route whose answer is static and touches nothing (the fallback URL).
+            logger.warning("Auth token unavailable: answering the static response unverified")
+            return outage_answer()
+        url = signed_url(app.current_event, settings.public_base_url)
+        verify_request(request, url, tokens, settings.allowed_account_sids)
+        app.append_context(**{_WEBHOOK_KEY: request})
+        _correlate(request)
+        return next_middleware(app)
+
+    return twilio_webhook
+
+
+def _correlate(request: WebhookRequest) -> None:
+    call_sid = request.params.get("CallSid")
+    if call_sid:
+        logger.append_keys(call_sid=call_sid)
+    if request.session_id:
+        logger.append_keys(session_id=request.session_id)
+
+
+def current_webhook(app: APIGatewayHttpResolver) -> WebhookRequest:
+    request = app.context.get(_WEBHOOK_KEY)
+    if not isinstance(request, WebhookRequest):  # pragma: no cover - wiring error, not input
+        raise RuntimeError("twilio_webhook middleware did not run for this route")
+    return request
+
+
+def text_response(status: int, reason: str, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(status_code=status, content_type="text/plain", body=reason, headers=headers)
+
+
+def twiml_response(twiml: str) -> Response[str]:
+    return Response(status_code=200, content_type=TWIML_CONTENT_TYPE, body=twiml)
+
+
+def empty_response() -> Response[str]:
+    """Event routes: Twilio only needs a 2xx."""
+    return Response(status_code=204, content_type="text/plain", body="")
+
+
+def webhook_app(*, token_outage_answer: Callable[[], Response[str]] | None = None) -> APIGatewayHttpResolver:
+    """A resolver with the Twilio checks as middleware and the error mapping registered.
+
+    `token_outage_answer` is for the fallback route only: when the auth token cannot be loaded, it
+    answers that static response instead of a 503 (there is nowhere left for Twilio to fall back)."""
+    app = APIGatewayHttpResolver()
+    app.use(middlewares=[_twilio_checks(token_outage_answer)])
+
+    @app.exception_handler(WebhookError)
+    def refuse(error: WebhookError) -> Response[str]:
+        metric = _REFUSAL_METRICS.get(type(error))
+        if metric:
+            count(metric)
+        logger.info("Refused request", extra={"status": int(error.status), "reason": error.reason})
+        headers = {"Allow": "GET, POST"} if isinstance(error, MethodNotAllowed) else None
+        return text_response(int(error.status), error.reason, headers)
+
+    @app.exception_handler(ConfigurationError)
+    def misconfigured(error: ConfigurationError) -> Response[str]:
+        logger.error("Configuration error", extra={"reason": str(error)})
+        return text_response(500, "service misconfigured")
+
+    return app

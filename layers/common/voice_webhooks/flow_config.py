@@ -114,6 +114,15 @@ SttProvider = _canonical("Google", "Deepgram")
 NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 
 
+# Marks a flow key that is ours, not a TwiML attribute: never rendered as one.
+NOT_TWIML: dict[str, Any] = {"x-not-twiml-attribute": True}
+
+
+def not_twiml(description: str) -> Any:
+    """Field(...) keyword arguments for a flow key that is not a TwiML attribute of the noun."""
+    return {"description": description, "json_schema_extra": NOT_TWIML}
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -123,16 +132,25 @@ class _Model(BaseModel):
         str_strip_whitespace=True,
     )
 
-    def twiml_attributes(self, *exclude: str) -> dict[str, Any]:
-        """The TwiML attributes set in this model, camelCase, ready for twilio-python."""
-        return self.model_dump(by_alias=True, exclude_none=True, exclude=set(exclude))
+    def twiml_attributes(self) -> dict[str, Any]:
+        """The TwiML attributes set in this model, camelCase, ready for twilio-python. Keys marked
+        `not_twiml` (kind, <Connect> attributes, nested elements, our own settings) are left out."""
+        ours = {name for name, info in type(self).model_fields.items() if info.json_schema_extra == NOT_TWIML}
+        return self.model_dump(by_alias=True, exclude_none=True, exclude=ours)
 
 
 class ConnectAttributes(_Model):
     """`<Connect>` attributes a flow may set. Unset, `action` points at this API's /voice/action."""
 
-    action: str | None = Field(None, description="<Connect action>: URL requested when the session ends.")
-    method: HttpMethod | None = Field(None, description="<Connect method> for the action request.")
+    action: str | None = Field(
+        None,
+        **not_twiml(
+            "<Connect action>: URL requested when the session ends (default: this API's /voice/action)."
+        ),
+    )
+    method: HttpMethod | None = Field(
+        None, **not_twiml("<Connect method> for the action request (default POST).")
+    )
 
     @field_validator("action")
     @classmethod
@@ -143,7 +161,7 @@ class ConnectAttributes(_Model):
 class ConversationFlow(ConnectAttributes):
     """`<Connect><Conversation>`: Twilio Frontline voice."""
 
-    kind: Literal["conversation"]
+    kind: Literal["conversation"] = Field(**not_twiml("conversation: <Connect><Conversation> (Frontline)."))
     service_instance_sid: Annotated[str, StringConstraints(pattern=r"^IS[0-9a-fA-F]{32}$")] = Field(
         description="Frontline Conversation Service SID: IS followed by 32 hex digits."
     )
@@ -206,7 +224,7 @@ class RelayLanguage(_Model):
 class RelayFlow(ConnectAttributes):
     """`<Connect><ConversationRelay>`: an AI voice agent over WebSocket."""
 
-    kind: Literal["relay"]
+    kind: Literal["relay"] = Field(**not_twiml("relay: <Connect><ConversationRelay> (AI voice agent)."))
     url: Annotated[str, StringConstraints(pattern=r"^wss://\S+$")] = Field(
         description="Your WebSocket server. Must start with wss://."
     )

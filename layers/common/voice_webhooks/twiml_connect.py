@@ -34,7 +34,7 @@ def render_conversation(flow: ConversationFlow, urls: CallbackUrls) -> str:
     flow does not set them; the event lists are always written (the reference page contradicts
     itself on their defaults)."""
     response = VoiceResponse()
-    attributes = flow.twiml_attributes("kind", "action", "method")
+    attributes = flow.twiml_attributes()
     attributes.setdefault("statusCallback", urls.status)
     attributes.setdefault("statusCallbackMethod", "POST")
     attributes.setdefault("statusCallbackEvent", DEFAULT_STATUS_EVENTS)
@@ -49,7 +49,7 @@ def render_conversation(flow: ConversationFlow, urls: CallbackUrls) -> str:
 def render_relay(flow: RelayFlow, urls: CallbackUrls) -> str:
     """`<Connect action method><ConversationRelay ...><Language/>...<Parameter/>...`."""
     response = VoiceResponse()
-    attributes = flow.twiml_attributes("kind", "action", "method", "languages", "parameters")
+    attributes = flow.twiml_attributes()
     relay = _connect(response, flow, urls).conversation_relay(**attributes)
     for language in flow.languages:
         relay.language(**language.twiml_attributes())

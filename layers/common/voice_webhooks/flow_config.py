@@ -256,10 +256,12 @@ class RelayFlow(ConnectAttributes):
     intelligence_service: str | None = None
     conversation_configuration: NonEmpty | None = None
     conversation_id: NonEmpty | None = None
-    languages: list[RelayLanguage] = Field(default_factory=list, description="Nested <Language> elements.")
+    languages: list[RelayLanguage] = Field(default_factory=list, **not_twiml("Nested <Language> elements."))
     parameters: dict[NonEmpty, str] = Field(
         default_factory=dict,
-        description="Nested <Parameter name value>: customParameters in the setup message.",
+        **not_twiml(
+            "Nested <Parameter name value> elements: customParameters in the WebSocket setup message."
+        ),
     )
 
     @model_validator(mode="after")

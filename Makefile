@@ -6,8 +6,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
+# The AWS SAM CLI pins its own dependencies (boto3, cfn-lint, pydantic...) which would fight ours,
+# so it lives in its own venv. SAM=sam uses an installed SAM CLI instead.
+SAM_CLI_VERSION := 1.170.0
+SAM_VENV := .tools/sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
+SAM ?= $(SAM_VENV)/bin/sam
+# Install the pinned one only when it is the one in use.
+SAM_DEPS := $(if $(filter $(SAM_VENV)/bin/sam,$(SAM)),$(SAM_STAMP))
+# Validation is offline: it needs a region (for ARNs) but no credentials and no network.
+LINT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY ?= 0
+# Extra `sam build` flags, e.g. SAM_BUILD_FLAGS=--use-container (Docker instead of python3.13).
+SAM_BUILD_FLAGS ?=
+
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-fast lint format local schema requirements validate-config build clean
+.PHONY: help venv sam-cli test test-fast lint format local schema requirements validate-config build clean events simulate timeline cost
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -21,19 +35,28 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create .venv and install the project with its development tools
 
+$(SAM_STAMP):
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
+	@rm -f $(SAM_VENV)/.installed-* && touch $@
+
+sam-cli: $(SAM_STAMP) ## Install the pinned AWS SAM CLI into .tools/sam (used by lint and build)
+
 test: $(STAMP) ## Run every test (unit, integration under moto, e2e over loopback)
 	$(BIN)/pytest
 
 test-fast: $(STAMP) ## Run the tests without the slow ones
 	$(BIN)/pytest -m "not slow"
 
-lint: $(STAMP) ## Ruff (lint + format check), mypy, cfn-lint and sam validate --lint
+lint: $(STAMP) $(SAM_DEPS) ## Ruff (lint + format check), mypy, cfn-lint and sam validate --lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/common/voice_webhooks devtools/voicedev
 	@# Every function is a module named `app`: check them one at a time.
 	@for f in functions/*/app.py; do echo "mypy $$f"; $(BIN)/mypy $$f || exit 1; done
 	$(BIN)/cfn-lint template.yaml
+	$(SAM) validate --lint --template template.yaml --region $(LINT_REGION)
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -42,14 +65,36 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 local: $(STAMP) ## Run the API and an embedded AWS endpoint on 127.0.0.1 (no Docker)
 	$(BIN)/voice-webhooks-local
 
+simulate: $(STAMP) ## Play Twilio for whole calls against make local: make simulate SCENARIO=all ARGS="--shuffle"
+	$(BIN)/voice-webhooks-simulate $(SCENARIO) $(ARGS)
+
+timeline: $(STAMP) ## Print what a session stored: make timeline ID=<session id or CallSid>
+	@test -n "$(ID)" || { echo "usage: make timeline ID=<session id or CallSid> [ARGS=...]" >&2; exit 2; }
+	$(BIN)/voice-webhooks-timeline $(ID) $(ARGS)
+
+cost: $(STAMP) ## Measure a typical call in process and rewrite docs/cost.md's tables (ARGS="--calls 50")
+	$(BIN)/python -m voicedev.cost --write $(ARGS)
+
 schema: $(STAMP) ## Regenerate schema/flow-config.schema.json from the pydantic model
 	$(BIN)/python -m voice_webhooks.flow_config_cli --write-schema schema/flow-config.schema.json
+
+events: $(STAMP) ## Regenerate the signed sample events in events/ (sam local invoke -e events/<name>.json)
+	$(BIN)/python -m voicedev.sample_events
 
 requirements: $(STAMP) ## Regenerate layers/common/requirements.txt from pyproject.toml
 	$(BIN)/python -m voicedev.requirements --write layers/common/requirements.txt
 
 validate-config: $(STAMP) ## Check a flow configuration file: make validate-config FILE=config/flows.json
 	$(BIN)/voice-webhooks-validate-config $(or $(FILE),config/flows.example.json)
+
+build: $(SAM_DEPS) ## sam build for arm64 (needs python3.13 on PATH, or SAM_BUILD_FLAGS=--use-container)
+	@if [[ " $(SAM_BUILD_FLAGS) " != *" --use-container "* ]] && ! python3.13 -c '' >/dev/null 2>&1; then \
+	  echo "sam build needs python3.13 on PATH (the Lambda runtime's version), or Docker with" >&2; \
+	  echo "  make build SAM_BUILD_FLAGS=--use-container    (see docs/deploy.md)" >&2; \
+	  exit 1; \
+	fi
+	$(SAM) build --template template.yaml $(SAM_BUILD_FLAGS)
+	@du -sh .aws-sam/build/*/ | sed 's|.aws-sam/build/||'
 
 clean: ## Remove the virtual environment, caches and build output
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

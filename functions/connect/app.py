@@ -26,7 +26,10 @@ def connect() -> Response[str]:
     return twiml_response(twiml)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: events carry phone numbers.
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True, log_event=False
+)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """POST|GET /voice/fallback: Twilio's fallback URL. A static apology that touches no dependency
-(beyond the cached auth token), so callers hear something sensible when everything else is down."""
+(beyond the cached auth token, and it answers even without that: docs/decisions/0002), so callers
+hear something sensible when everything else is down."""
 
 from typing import Any
 
@@ -23,15 +24,19 @@ app = webhook_app(token_outage_answer=apology)
 @app.route(routes.FALLBACK, method=ANY_METHOD)
 def fallback() -> Response[str]:
     params = current_webhook(app).params
-    # Twilio tells the fallback URL why the primary failed; that is what an operator needs.
+    # Twilio tells the fallback URL why the primary failed; that is what an operator needs. The
+    # failed URL's query is dropped: for a GET it could carry the caller's number.
+    error_url = (params.get("ErrorUrl") or "").partition("?")[0] or None
     logger.warning(
-        "Fallback URL answered",
-        extra={"error_code": params.get("ErrorCode"), "error_url": params.get("ErrorUrl")},
+        "Fallback URL answered", extra={"error_code": params.get("ErrorCode"), "error_url": error_url}
     )
     return apology()
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: events carry phone numbers.
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True, log_event=False
+)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -11,8 +11,14 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-# Lambda has 15 s (Twilio's limit) to answer: fail fast and let Twilio's retry do the rest.
-_CONFIG = Config(connect_timeout=2, read_timeout=4, retries={"mode": "standard", "total_max_attempts": 3})
+# The webhook functions have a 10 s Lambda timeout inside Twilio's 15 s: the worst case here
+# (2 attempts x (1 s connect + 2 s read) + backoff) must stay well inside it, so that a hanging
+# DynamoDB or SQS still lets a TwiML route answer TwiML and an event route answer 5xx in time.
+# DynamoDB and SQS answer in milliseconds; Twilio's own retry does the rest.
+MAX_ATTEMPTS = 2
+_CONFIG = Config(
+    connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}
+)
 
 
 @cache
@@ -25,7 +31,17 @@ def sqs() -> Any:
     return boto3.client("sqs", config=_CONFIG)
 
 
+# The recording archiver has 60 s per batch: S3 parts of 8 MiB may take longer than a webhook's
+# budget, and a retried part costs less than a failed message.
+_S3_CONFIG = Config(connect_timeout=2, read_timeout=15, retries={"mode": "standard", "total_max_attempts": 3})
+
+
+@cache
+def s3() -> Any:
+    return boto3.client("s3", config=_S3_CONFIG)
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints between cases)."""
-    for factory in (dynamodb, sqs):
+    for factory in (dynamodb, sqs, s3):
         factory.cache_clear()

@@ -4,7 +4,6 @@ parameter read through Powertools Parameters and cached for PARAMETERS_MAX_AGE s
 from __future__ import annotations
 
 import json
-import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,47 +11,39 @@ from aws_lambda_powertools.utilities import parameters
 from pydantic import ValidationError
 
 from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.flow_config import FlowConfig, FlowConfigWarning
-from voice_webhooks.observability import logger
+from voice_webhooks.flow_config import FlowConfig, describe_errors
+from voice_webhooks.observability import logger, mask_phone
 from voice_webhooks.settings import Settings
 
 SSM_PREFIX = "ssm:"
 
 
-def format_errors(error: ValidationError) -> list[str]:
+def format_errors(error: ValidationError, *, mask_numbers: bool = False) -> list[str]:
     """One line per problem, each naming the field by its path in the document."""
-    lines = []
-    for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"] if not _is_union_tag(part))
-        message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"{path}: {message}" if path else message)
-    return lines
+    return describe_errors(error, mask_phone if mask_numbers else None)
 
 
-def _is_union_tag(part: object) -> bool:
-    # pydantic puts the discriminator value ("conversation"/"relay") in the error path.
-    return part in ("conversation", "relay", "function-after[_names_resolve(), FlowConfig]")
-
-
-def parse_flow_config(text: str, source: str = "flow config") -> tuple[FlowConfig, list[str]]:
-    """Validate a document; returns it with any warnings. Raises ConfigurationError naming fields."""
+def parse_flow_config(
+    text: str, source: str = "flow config", *, mask_numbers: bool = False
+) -> tuple[FlowConfig, list[str]]:
+    """Validate a document; returns it with its warnings. Raises ConfigurationError whose `problems`
+    name each field. `mask_numbers` hides phone numbers in the messages (they end up in logs)."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"{source}: not valid JSON ({exc})") from exc
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", FlowConfigWarning)
-        try:
-            config = FlowConfig.model_validate(document)
-        except ValidationError as exc:
-            problems = format_errors(exc)
-            raise ConfigurationError(f"{source}: " + "; ".join(problems), problems) from exc
-    return config, [str(w.message) for w in caught if issubclass(w.category, FlowConfigWarning)]
+    try:
+        config = FlowConfig.model_validate(document)
+    except ValidationError as exc:
+        problems = format_errors(exc, mask_numbers=mask_numbers)
+        raise ConfigurationError(f"{source}: " + "; ".join(problems), problems) from exc
+    return config, config.warnings()
 
 
 @lru_cache(maxsize=4)
 def _parsed(text: str, source: str) -> FlowConfig:
-    config, warnings_found = parse_flow_config(text, source)
+    # Keyed by the text: a changed SSM value is parsed (and its warnings logged) once, when it changes.
+    config, warnings_found = parse_flow_config(text, source, mask_numbers=True)
     for warning in warnings_found:
         logger.warning("Flow config warning", extra={"source": source, "warning": warning})
     return config
@@ -60,10 +51,12 @@ def _parsed(text: str, source: str) -> FlowConfig:
 
 def read_flow_config_text(source: str, max_age: int) -> str:
     if source.startswith(SSM_PREFIX):
+        name = source.removeprefix(SSM_PREFIX)
         try:
-            return str(parameters.get_parameter(source.removeprefix(SSM_PREFIX), max_age=max_age))
-        except Exception as exc:
-            raise ConfigurationError(f"cannot read flow config {source}: {type(exc).__name__}") from exc
+            # decrypt: the document may be kept in a SecureString; harmless for a String.
+            return str(parameters.get_parameter(name, max_age=max_age, decrypt=True))
+        except parameters.exceptions.GetParameterError as exc:
+            raise ConfigurationError(f"cannot read flow config {source}: {exc}") from exc
     try:
         return Path(source).read_text(encoding="utf-8")
     except OSError as exc:
@@ -71,5 +64,6 @@ def read_flow_config_text(source: str, max_age: int) -> str:
 
 
 def load_flow_config(settings: Settings) -> FlowConfig:
+    """The validated document named by FLOW_CONFIG. Raises ConfigurationError (500 on the route)."""
     source = settings.require("flow_config")
     return _parsed(read_flow_config_text(source, settings.cache_max_age_seconds), source)

@@ -15,7 +15,9 @@ from voice_webhooks.errors import (
     DependencyUnavailable,
     MalformedRequest,
     MethodNotAllowed,
+    PayloadTooLarge,
     SignatureRejected,
+    UnsupportedMediaType,
     WebhookError,
 )
 from voice_webhooks.observability import MetricName, count, logger
@@ -29,27 +31,44 @@ from voice_webhooks.webhook_request import WebhookRequest, read_webhook
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 TWIML_CONTENT_TYPE = "text/xml"
 _WEBHOOK_KEY = "webhook"
+# BadRequest counts every refusal for the request's shape (400, 405, 413, 415): a spike means a
+# broken client or someone probing, either way worth an alarm.
 _REFUSAL_METRICS: dict[type[WebhookError], str] = {
     SignatureRejected: MetricName.REJECTED_SIGNATURE,
     AccountRejected: MetricName.REJECTED_ACCOUNT,
     MalformedRequest: MetricName.BAD_REQUEST,
+    MethodNotAllowed: MetricName.BAD_REQUEST,
+    PayloadTooLarge: MetricName.BAD_REQUEST,
+    UnsupportedMediaType: MetricName.BAD_REQUEST,
 }
 
 
 def _twilio_checks(outage_answer: Callable[[], Response[str]] | None) -> Callable[..., Response[str]]:
     def twilio_webhook(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
-        """Refuse anything Twilio did not sign for one of our accounts, before any other work."""
+        """Refuse anything Twilio did not sign for one of our accounts, before any other work.
+
+        Order (docs/security.md): request shape (405/415/413/403 missing header/400), settings
+        (500), auth token (503), URL, signature (403), repeated names (400), account (403). No
+        table, queue or flow configuration is read before the last check passed."""
         request = read_webhook(app.current_event)
-        settings = get_settings()
         try:
+            settings = get_settings()
+            if not settings.allowed_account_sids:
+                raise ConfigurationError("setting ALLOWED_ACCOUNT_SIDS is required but empty")
             tokens = load_auth_tokens(settings)
-        except DependencyUnavailable:
+            url = signed_url(app.current_event, settings.public_base_url)
+        except (DependencyUnavailable, ConfigurationError) as problem:
             if outage_answer is None:
                 raise
-            # Only for a route whose answer is static and touches nothing (the fallback URL).
-            logger.warning("Auth token unavailable: answering the static response unverified")
+            # Only for a route whose answer is static and touches nothing (the fallback URL): when
+            # our side cannot verify, the apology is still better than Twilio's application error.
+            if isinstance(problem, ConfigurationError):
+                count(MetricName.CONFIG_UNAVAILABLE)
+            logger.warning(
+                "Cannot verify the signature: answering the static response unverified",
+                extra={"reason": str(problem)},
+            )
             return outage_answer()
-        url = signed_url(app.current_event, settings.public_base_url)
         verify_request(request, url, tokens, settings.allowed_account_sids)
         app.append_context(**{_WEBHOOK_KEY: request})
         _correlate(request)
@@ -89,9 +108,12 @@ def empty_response() -> Response[str]:
 def webhook_app(*, token_outage_answer: Callable[[], Response[str]] | None = None) -> APIGatewayHttpResolver:
     """A resolver with the Twilio checks as middleware and the error mapping registered.
 
-    `token_outage_answer` is for the fallback route only: when the auth token cannot be loaded, it
-    answers that static response instead of a 503 (there is nowhere left for Twilio to fall back)."""
-    app = APIGatewayHttpResolver()
+    `token_outage_answer` is for the fallback route only: when the auth token cannot be loaded or
+    the security settings are broken, it answers that static response instead of a 503/500 (there
+    is nowhere left for Twilio to fall back; docs/decisions/0002-fallback-answers-without-token.md).
+    A signature that was checked and failed is still a 403."""
+    # debug=False whatever POWERTOOLS_DEV says: debug mode prints whole events (phone numbers).
+    app = APIGatewayHttpResolver(debug=False)
     app.use(middlewares=[_twilio_checks(token_outage_answer)])
 
     @app.exception_handler(WebhookError)
@@ -105,6 +127,7 @@ def webhook_app(*, token_outage_answer: Callable[[], Response[str]] | None = Non
 
     @app.exception_handler(ConfigurationError)
     def misconfigured(error: ConfigurationError) -> Response[str]:
+        count(MetricName.CONFIG_UNAVAILABLE)
         logger.error("Configuration error", extra={"reason": str(error)})
         return text_response(500, "service misconfigured")
 

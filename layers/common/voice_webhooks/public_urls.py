@@ -8,11 +8,25 @@ show, so the operator sets PUBLIC_BASE_URL instead."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from voice_webhooks.errors import ConfigurationError
+
 SESSION_PARAM = "session"
+
+
+def public_base(public_base_url: str) -> str:
+    """PUBLIC_BASE_URL without its trailing slash, refused (500, service misconfigured) unless it is
+    an absolute http(s) URL without query or fragment: anything else would make every signature
+    fail with a 403 that points nowhere near the real mistake."""
+    parts = urlsplit(public_base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigurationError(
+            "setting PUBLIC_BASE_URL must be an absolute http(s) URL without query or fragment"
+        )
+    return public_base_url.strip().rstrip("/")
 
 
 def route_path(event: APIGatewayProxyEventV2) -> str:
@@ -25,7 +39,7 @@ def route_path(event: APIGatewayProxyEventV2) -> str:
 def api_base_url(event: APIGatewayProxyEventV2, public_base_url: str | None) -> str:
     """Where this API is reached from Twilio: PUBLIC_BASE_URL, or scheme + domain + stage prefix."""
     if public_base_url:
-        return public_base_url.rstrip("/")
+        return public_base(public_base_url)
     raw_path = event.raw_path
     route = route_path(event)
     prefix = raw_path[: -len(route)] if route and raw_path.endswith(route) else ""
@@ -35,7 +49,7 @@ def api_base_url(event: APIGatewayProxyEventV2, public_base_url: str | None) -> 
 def signed_url(event: APIGatewayProxyEventV2, public_base_url: str | None) -> str:
     """The URL Twilio signed, byte for byte: the raw query string is never rebuilt."""
     if public_base_url:
-        url = public_base_url.rstrip("/") + route_path(event)
+        url = public_base(public_base_url) + route_path(event)
     else:
         url = f"https://{event.request_context.domain_name}{event.raw_path}"
     query = event.raw_query_string

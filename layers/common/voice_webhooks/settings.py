@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -27,8 +27,9 @@ OptionalStr = Annotated[str | None, BeforeValidator(_blank_to_none)]
 
 # Twilio connection overrides appended as a URL fragment to every callback URL we hand out.
 # Fragments never reach the server, so they do not affect signatures. rc=3: up to three retries;
-# rp: retry on connect and read timeouts and on 5xx (a 4xx will not get better by retrying).
-DEFAULT_CONNECTION_OVERRIDES = "rc=3&rp=ct,rt,5xx"
+# rp=all: retry every failure, including 5xx and timeouts (the syntax twilio-facts.md documents).
+# Retrying a 4xx is wasted but harmless; our writes are idempotent, so retries never double work.
+DEFAULT_CONNECTION_OVERRIDES = "rc=3&rp=all"
 
 
 class Settings(BaseModel):
@@ -59,6 +60,22 @@ class Settings(BaseModel):
     connection_overrides: str = Field(DEFAULT_CONNECTION_OVERRIDES, alias="CALLBACK_CONNECTION_OVERRIDES")
     event_ttl_days: int = Field(90, alias="EVENT_TTL_DAYS", ge=1)
     cache_max_age_seconds: int = Field(300, alias="PARAMETERS_MAX_AGE", ge=0)
+    # The recording archiver (RecordingArchiverFunction; docs/operations.md).
+    recordings_bucket_name: OptionalStr = Field(None, alias="RECORDINGS_BUCKET_NAME")
+    recording_format: Literal["wav", "mp3"] = Field(
+        "wav", alias="RECORDING_FORMAT", description="Media format fetched from Twilio and archived."
+    )
+    recording_media_origins: Annotated[frozenset[str], BeforeValidator(_split_words)] = Field(
+        frozenset({"https://api.twilio.com"}),
+        alias="RECORDING_MEDIA_ORIGINS",
+        description="Origins (scheme://host[:port], *.host allowed) the archiver may fetch media from.",
+    )
+    recording_download_secret: OptionalStr = Field(
+        None,
+        alias="RECORDING_DOWNLOAD_SECRET",
+        description="Secret with an API key for media downloads; unset: AccountSid + the auth token.",
+    )
+    delete_recordings_after_archive: bool = Field(False, alias="DELETE_RECORDINGS_AFTER_ARCHIVE")
 
     def require(self, name: str) -> str:
         value = getattr(self, name)

@@ -65,7 +65,22 @@ def _blank_none(value: object) -> object:
 
 TwilioBool = Annotated[bool | None, BeforeValidator(_twilio_bool)]
 TwilioTimestamp = Annotated[datetime | None, BeforeValidator(_rfc2822)]
-Seconds = Annotated[int | None, BeforeValidator(_digits), Field(ge=0, le=10**9)]
+# The bounds apply to the number only: a blank field becomes None, which they must not see (pydantic
+# raises TypeError, not a validation error, when a bound meets None).
+_SecondsValue = Annotated[int, Field(ge=0, le=10**9)]
+Seconds = Annotated[_SecondsValue | None, BeforeValidator(_digits)]
+
+
+def _recording_seconds(value: object) -> object:
+    # Twilio's Recording resource reports -1 while a recording has no length yet; a recording
+    # callback carrying it must not be refused (a 4xx is never retried: a completed recording
+    # would never be queued). It means "unknown".
+    if value == "-1":
+        return None
+    return _digits(value)
+
+
+RecordingSeconds = Annotated[_SecondsValue | None, BeforeValidator(_recording_seconds)]
 
 
 class ConversationResult(StrEnum):
@@ -218,7 +233,7 @@ class RecordingStatusCallback(TwilioCallback):
     recording_sid: RecordingSid = Field(alias="RecordingSid")
     recording_status: OpenRecordingStatus = Field(alias="RecordingStatus")
     recording_url: str | None = Field(None, alias="RecordingUrl")
-    recording_duration: Seconds = Field(None, alias="RecordingDuration")
+    recording_duration: RecordingSeconds = Field(None, alias="RecordingDuration")
     recording_channels: OpenRecordingChannels = Field(None, alias="RecordingChannels")
     recording_source: str | None = Field(None, alias="RecordingSource")
     recording_start_time: TwilioTimestamp = Field(None, alias="RecordingStartTime")

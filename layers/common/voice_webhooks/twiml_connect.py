@@ -1,4 +1,10 @@
-"""Render the `<Connect>` TwiML for a flow with twilio-python."""
+"""Render the `<Connect>` TwiML for a flow with twilio-python.
+
+The flow's attributes are written as configured (explicit values always win); what the flow leaves
+out and this API needs is filled in: `<Connect action method>` pointing at /voice/action, and for
+`<Conversation>` the status callback (all four events) and, when recording, the recording status
+callback (`in-progress completed absent`). Event lists are always written because the reference
+page contradicts itself on their defaults (twilio-facts.md)."""
 
 from __future__ import annotations
 
@@ -8,12 +14,14 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from voice_webhooks.flow_config import (
     CONVERSATION_STATUS_EVENTS,
+    RECORDING_STATUS_EVENTS,
     ConversationFlow,
     RelayFlow,
 )
 
-DEFAULT_RECORDING_EVENTS = "in-progress completed absent"
+DEFAULT_METHOD = "POST"
 DEFAULT_STATUS_EVENTS = " ".join(CONVERSATION_STATUS_EVENTS)
+DEFAULT_RECORDING_EVENTS = " ".join(RECORDING_STATUS_EVENTS)
 
 
 @dataclass(frozen=True)
@@ -26,31 +34,28 @@ class CallbackUrls:
 
 
 def _connect(response: VoiceResponse, flow: ConversationFlow | RelayFlow, urls: CallbackUrls) -> Connect:
-    return response.connect(action=flow.action or urls.action, method=flow.method or "POST")
+    return response.connect(action=flow.action or urls.action, method=flow.method or DEFAULT_METHOD)
 
 
 def render_conversation(flow: ConversationFlow, urls: CallbackUrls) -> str:
-    """`<Connect action method><Conversation .../></Connect>`. Our callbacks are filled in where the
-    flow does not set them; the event lists are always written (the reference page contradicts
-    itself on their defaults)."""
+    """`<Response><Connect action method><Conversation .../></Connect></Response>`."""
     response = VoiceResponse()
     attributes = flow.twiml_attributes()
     attributes.setdefault("statusCallback", urls.status)
-    attributes.setdefault("statusCallbackMethod", "POST")
+    attributes.setdefault("statusCallbackMethod", DEFAULT_METHOD)
     attributes.setdefault("statusCallbackEvent", DEFAULT_STATUS_EVENTS)
     if flow.records:
         attributes.setdefault("recordingStatusCallback", urls.recording)
-        attributes.setdefault("recordingStatusCallbackMethod", "POST")
+        attributes.setdefault("recordingStatusCallbackMethod", DEFAULT_METHOD)
         attributes.setdefault("recordingStatusCallbackEvent", DEFAULT_RECORDING_EVENTS)
     _connect(response, flow, urls).conversation(**attributes)
     return str(response)
 
 
 def render_relay(flow: RelayFlow, urls: CallbackUrls) -> str:
-    """`<Connect action method><ConversationRelay ...><Language/>...<Parameter/>...`."""
+    """`<Response><Connect action method><ConversationRelay ...><Language/>...<Parameter/>...`."""
     response = VoiceResponse()
-    attributes = flow.twiml_attributes()
-    relay = _connect(response, flow, urls).conversation_relay(**attributes)
+    relay = _connect(response, flow, urls).conversation_relay(**flow.twiml_attributes())
     for language in flow.languages:
         relay.language(**language.twiml_attributes())
     for name, value in flow.parameters.items():

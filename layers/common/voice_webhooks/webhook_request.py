@@ -1,12 +1,27 @@
 """Turn an HTTP API (payload v2) event into a `WebhookRequest`, refusing what Twilio never sends.
 
-Checks run cheapest first and before anything is written: method (405), size (413), content type
-(415), signature header present (403), body decodable (400)."""
+Checks run cheapest first, and nothing here reads a dependency: method (405), content type of a
+POST (415), size (413), signature header present (403), body and query decodable (400). The
+signature itself is checked next, by `signature.verify_request` (see docs/security.md).
+
+What counts as malformed (400) follows the WHATWG `application/x-www-form-urlencoded` parser, which
+is what Twilio's encoder produces, with strict decoding:
+- refused: a body that is not valid base64 when `isBase64Encoded`, any raw byte outside ASCII
+  (Twilio percent-encodes everything), a `%` not followed by two hex digits, percent-escapes that
+  do not decode to UTF-8. None of these has one right reading, so guessing one is not an option.
+- accepted: empty fields (`a=1&&b=2`, a leading or trailing `&`) are skipped, a field without `=`
+  is a name with a blank value, only the first `=` separates (`a=b=c` is `a` = `b=c`), `+` is a
+  space. These shapes have exactly one reading, and the signature is computed over the parsed
+  parameters, so accepting them can never let an unsigned value in; refusing them could only
+  refuse a request Twilio signed (an operator's hand-written callback URL such as `?debug&x=1`).
+A name sent twice with different values is ambiguous too, but that is answered (400) only after
+the signature passed, by `signature.verify_request`: an unsigned request learns nothing."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
@@ -24,9 +39,13 @@ from voice_webhooks.public_urls import SESSION_PARAM
 
 ALLOWED_METHODS = ("GET", "POST")
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# Form bodies are percent-encoded ASCII; the escapes decode as UTF-8, so no other charset makes sense.
+ACCEPTED_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii"})
 SIGNATURE_HEADER = "X-Twilio-Signature"
 # Twilio's voice callbacks are a few KB at most; HandoffData is the largest field we accept.
 MAX_BODY_BYTES = 64 * 1024
+MAX_QUERY_BYTES = 64 * 1024
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class FormParams(dict[str, str]):
@@ -62,59 +81,89 @@ class WebhookRequest:
     def session_id(self) -> str | None:
         return self.query.get(SESSION_PARAM) or None
 
+    def ambiguous_names(self) -> list[str]:
+        """Names repeated with different values in the query string or in the body: which one is
+        meant (our `session`, Twilio's `AccountSid`) would be a guess."""
+        return sorted(set(self.query.repeated_names()) | set(self.form.repeated_names()))
 
-def _parse_form(text: str, what: str) -> FormParams:
+
+def parse_form(text: str, what: str = "form body") -> FormParams:
+    """Parse `application/x-www-form-urlencoded` text (a body or a raw query string); see the
+    module docstring for what is refused."""
     if not text:
         return FormParams(())
+    if not text.isascii():
+        raise MalformedRequest(f"{what} must be URL-encoded ASCII")
+    if _BAD_ESCAPE.search(text):
+        raise MalformedRequest(f"{what} has a % not followed by two hex digits")
     try:
-        pairs = parse_qsl(
-            text, keep_blank_values=True, strict_parsing=True, encoding="utf-8", errors="strict"
-        )
+        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedRequest(f"malformed {what}") from exc
+        raise MalformedRequest(f"{what} does not decode to UTF-8") from exc
     return FormParams(pairs)
 
 
-def _body_bytes(event: APIGatewayProxyEventV2) -> bytes:
+def content_type_is_form(header: str | None) -> bool:
+    """`application/x-www-form-urlencoded`, optionally with a UTF-8 (or ASCII) charset."""
+    media_type, _, parameters = (header or "").partition(";")
+    if media_type.strip().lower() != FORM_CONTENT_TYPE:
+        return False
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ACCEPTED_CHARSETS:
+            return False
+    return True
+
+
+def _decoded_size(body: str) -> int:
+    """Bytes a base64 text decodes to, computed without decoding it (four characters carry three
+    bytes, minus the padding)."""
+    return len(body) * 3 // 4 - body[-2:].count("=")
+
+
+def _check_sizes(event: APIGatewayProxyEventV2, method: str) -> None:
+    if len(event.raw_query_string) > MAX_QUERY_BYTES:
+        raise PayloadTooLarge(f"query string over {MAX_QUERY_BYTES} bytes")
+    if method != "POST":
+        return
     body = event.body or ""
-    if len(body) > MAX_BODY_BYTES * 4 // 3 + 4:
+    # A non-base64 body of more characters than the limit has at least that many bytes.
+    size = _decoded_size(body) if event.is_base64_encoded else len(body)
+    if size > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body over {MAX_BODY_BYTES} bytes")
-    if event.is_base64_encoded:
-        try:
-            raw = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise MalformedRequest("body is not valid base64") from exc
-    else:
-        raw = body.encode("utf-8", errors="surrogateescape")
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"body over {MAX_BODY_BYTES} bytes")
-    return raw
+
+
+def _body_text(event: APIGatewayProxyEventV2) -> str:
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body
+    try:
+        raw = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedRequest("body is not valid base64") from exc
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise MalformedRequest("form body must be URL-encoded ASCII") from exc
 
 
 def read_webhook(event: APIGatewayProxyEventV2) -> WebhookRequest:
     method = event.request_context.http.method.upper()
     if method not in ALLOWED_METHODS:
         raise MethodNotAllowed(f"method {method} not allowed; use GET or POST")
-
-    if len(event.raw_query_string) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"query string over {MAX_BODY_BYTES} bytes")
-    raw_body = _body_bytes(event) if method == "POST" else b""
-    if method == "POST":
-        content_type = (event.headers.get("content-type") or "").split(";")[0]
-        if content_type.strip().lower() != FORM_CONTENT_TYPE:
-            raise UnsupportedMediaType(f"content type must be {FORM_CONTENT_TYPE}")
+    if method == "POST" and not content_type_is_form(event.headers.get("content-type")):
+        raise UnsupportedMediaType(f"content type must be {FORM_CONTENT_TYPE} (UTF-8)")
+    _check_sizes(event, method)
 
     signature = event.headers.get(SIGNATURE_HEADER) or ""
     if not signature:
         raise SignatureRejected("missing X-Twilio-Signature header")
 
-    try:
-        body_text = raw_body.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise MalformedRequest("form body must be URL-encoded ASCII") from exc
+    # A GET's body (Twilio never sends one) is ignored: nothing in it is signed.
+    form = parse_form(_body_text(event), "form body") if method == "POST" else FormParams(())
     return WebhookRequest(
         method=method,
         signature=signature,
-        query=_parse_form(event.raw_query_string, "query string"),
-        form=_parse_form(body_text, "form body"),
+        query=parse_form(event.raw_query_string, "query string"),
+        form=form,
     )

@@ -1,0 +1,746 @@
+"""`make cost`: what the stack costs in AWS per 1,000 calls, from figures measured by running the real
+handlers, and the public prices in `PRICES` (the one place they are written).
+
+Measuring (`measure()`): in this process, under moto's in-process AWS (`mock_aws`), with the
+template's table, queues and bucket, the Twilio emulator plays a typical call (`TYPICAL`) against
+the real handlers, invoked directly with the payload v2 events API Gateway would send (no HTTP, so
+the durations are the handlers' own). Each completed recording is then archived by the real
+archiver from a loopback media host. Recorded per call: API requests, invocations and their
+durations per function, DynamoDB request units (from the item sizes the calls left), SQS and S3
+requests, log bytes. The first invocation of each function (imports, clients, secret) is measured
+apart as the cold start.
+
+Estimating (`estimate()`): those figures times `PRICES`, with the `ASSUMPTIONS` stated next to
+them. `--write` replaces the generated section of docs/cost.md (figures as JSON, then the tables);
+a unit test recomputes the tables from that JSON, so a price changed here without `make cost`
+fails the suite."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from voicedev.template_resources import PROJECT_ROOT, load_template, resources_of_type
+
+# Public list prices, us-east-1, Lambda on arm64, without the free tier. Written from AWS's pricing
+# pages as known in June 2025 (the machine that wrote this has no internet): check
+# https://aws.amazon.com/pricing/ before relying on them, change them here, and run `make cost`.
+PRICES: dict[str, Any] = {
+    "region": "us-east-1",
+    "as_of": "2025-06",
+    "lambda_gb_second_arm64": 0.0000133334,
+    "lambda_per_request": 0.20 / 1e6,
+    "http_api_per_request": 1.00 / 1e6,  # first 300 million a month, per 512 KB
+    "dynamodb_per_write_request_unit": 0.625 / 1e6,  # on-demand (since November 2024)
+    "dynamodb_per_read_request_unit": 0.125 / 1e6,
+    "dynamodb_storage_gb_month": 0.25,
+    "sqs_per_request": 0.40 / 1e6,  # standard queue, per 64 KB chunk
+    "s3_per_put_request": 0.005 / 1000,  # PUT, COPY, POST, LIST (and multipart parts)
+    "s3_per_get_request": 0.0004 / 1000,  # GET, HEAD
+    "s3_standard_gb_month": 0.023,
+    "s3_glacier_ir_gb_month": 0.004,
+    "s3_glacier_ir_per_transition": 0.02 / 1000,
+    "logs_ingestion_gb": 0.50,
+    "logs_storage_gb_month": 0.03,
+    "xray_per_trace": 5.00 / 1e6,
+    "secret_month": 0.40,
+    "alarm_metric_month": 0.10,  # standard resolution; a metric-math alarm pays per metric
+    "custom_metric_month": 0.30,  # first 10,000 metrics
+}
+
+ASSUMPTIONS: dict[str, Any] = {
+    # Share of invocations that start a new execution environment. Lambda bills the INIT phase
+    # (since August 2025). Low, steady traffic keeps few environments warm; bursts add more.
+    "cold_start_share": 0.05,
+    # Lambda writes START, END and REPORT lines for every invocation.
+    "platform_log_bytes_per_invocation": 420,
+    # Tracing: Active samples the first request each second and 5% after: at a few calls a minute
+    # nearly every invocation is a trace. Each Lambda invocation is its own trace (HTTP APIs do not
+    # trace), so traces = invocations.
+    "xray_sampled_share": 1.0,
+    # The media fetch from Twilio is not on loopback in AWS: latency plus transfer at this rate.
+    "media_latency_ms": 150,
+    "media_megabytes_per_second": 25,
+    # Lambda's SQS event source polls with 5 long-polling pollers even when idle (20 s waits).
+    "idle_poll_requests_month": 5 * 3 * 60 * 24 * 30,
+}
+
+TYPICAL = "worker-answers"
+TYPICAL_TALK_SECONDS = 300
+TYPICAL_DESCRIPTION = (
+    "an inbound call to the Frontline (`<Conversation>`) number; a worker answers after 6 s of "
+    "ringing; they talk 5 minutes; the worker hangs up; the dual-channel recording (from answer) "
+    "completes and is archived as WAV. Status callbacks: call-initiated, call-ringing, "
+    "call-answered, call-completed; recording callbacks: in-progress, completed"
+)
+API_DOMAIN = "abc123example.execute-api.us-east-1.amazonaws.com"
+DOC = PROJECT_ROOT / "docs" / "cost.md"
+BEGIN = "<!-- cost:generated:begin (make cost) -->"
+END = "<!-- cost:generated:end -->"
+WAV_BYTES_PER_CHANNEL_SECOND = 16_000  # 8 kHz, 16-bit PCM
+
+
+# --- figures ------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FunctionFigures:
+    invocations_per_call: float
+    median_ms: float
+    p90_ms: float
+    memory_mb: int
+    cold_ms: float
+    """Import time (INIT) plus the first invocation's extra time, measured in a fresh process."""
+
+
+@dataclasses.dataclass
+class Measured:
+    how: str
+    calls: int
+    functions: dict[str, FunctionFigures]
+    api_requests_per_call: float
+    dynamodb_write_units_per_call: float
+    dynamodb_read_units_per_call: float
+    dynamodb_bytes_per_call: float
+    sqs_requests_per_call: float
+    s3_put_requests_per_call: float
+    s3_get_requests_per_call: float
+    recording_bytes_per_call: float
+    log_bytes_per_call: float
+    custom_metric_names: list[str]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Measured:
+        data = json.loads(text)
+        data["functions"] = {name: FunctionFigures(**value) for name, value in data["functions"].items()}
+        return cls(**data)
+
+
+# --- the model ------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    service: str
+    what: str
+    usd_per_1000_calls: float
+    later: bool = False
+    """Paid after the first month (per month the recordings are kept), not with the call."""
+
+
+def fixed_monthly(measured: Measured, template: Mapping[str, Any] | None = None) -> list[Line]:
+    """Costs that do not grow with calls (per month)."""
+    template = template or load_template()
+    alarm_metrics = 0
+    for alarm in resources_of_type("AWS::CloudWatch::Alarm", dict(template)).values():
+        alarm_metrics += (
+            sum(1 for query in alarm["Metrics"] if "MetricStat" in query) if "Metrics" in alarm else 1
+        )
+    metrics = len(measured.custom_metric_names)
+    polls = ASSUMPTIONS["idle_poll_requests_month"]
+    return [
+        Line(
+            "CloudWatch",
+            f"{alarm_metrics} alarm metrics (the template's alarms)",
+            alarm_metrics * PRICES["alarm_metric_month"],
+        ),
+        Line(
+            "CloudWatch",
+            f"{metrics} custom metrics (EMF) emitted by the typical call",
+            metrics * PRICES["custom_metric_month"],
+        ),
+        Line("Secrets Manager", "the auth token secret", PRICES["secret_month"]),
+        Line(
+            "SQS",
+            f"{polls:,} idle long polls by the archiver's event source",
+            polls * PRICES["sqs_per_request"],
+        ),
+    ]
+
+
+def per_1000_calls(measured: Measured, retention_days: int = 90, log_retention_days: int = 30) -> list[Line]:
+    calls = 1000
+    lines: list[Line] = []
+    invocations = sum(f.invocations_per_call for f in measured.functions.values())
+    share = ASSUMPTIONS["cold_start_share"]
+    warm_gb_s = cold_gb_s = 0.0
+    for figures in measured.functions.values():
+        gb = figures.memory_mb / 1024
+        billed_ms = math.ceil(figures.median_ms)
+        warm_gb_s += figures.invocations_per_call * billed_ms / 1000 * gb
+        cold_gb_s += figures.invocations_per_call * share * figures.cold_ms / 1000 * gb
+    lines.append(
+        Line(
+            "Lambda",
+            f"{invocations:g} invocations per call",
+            calls * invocations * PRICES["lambda_per_request"],
+        )
+    )
+    lines.append(
+        Line(
+            "Lambda",
+            f"{warm_gb_s * 1000:.1f} GB-s per 1,000 calls (median durations)",
+            calls * warm_gb_s * PRICES["lambda_gb_second_arm64"],
+        )
+    )
+    lines.append(
+        Line(
+            "Lambda",
+            f"cold starts: {share:.0%} of invocations, {cold_gb_s * 1000:.1f} GB-s",
+            calls * cold_gb_s * PRICES["lambda_gb_second_arm64"],
+        )
+    )
+    lines.append(
+        Line(
+            "API Gateway (HTTP API)",
+            f"{measured.api_requests_per_call:g} requests per call",
+            calls * measured.api_requests_per_call * PRICES["http_api_per_request"],
+        )
+    )
+    lines.append(
+        Line(
+            "DynamoDB (on-demand)",
+            f"write request units per call: {measured.dynamodb_write_units_per_call:g} (index included)",
+            calls * measured.dynamodb_write_units_per_call * PRICES["dynamodb_per_write_request_unit"],
+        )
+    )
+    lines.append(
+        Line(
+            "DynamoDB (on-demand)",
+            f"read request units per call: {measured.dynamodb_read_units_per_call:g}",
+            calls * measured.dynamodb_read_units_per_call * PRICES["dynamodb_per_read_request_unit"],
+        )
+    )
+    stored_gb = calls * measured.dynamodb_bytes_per_call * 2 / 1e9  # table + the GSI's copy
+    lines.append(
+        Line(
+            "DynamoDB (on-demand)",
+            f"storage for the {retention_days}-day TTL "
+            f"({measured.dynamodb_bytes_per_call / 1000:.1f} KB per call, x2 for the GSI)",
+            stored_gb * PRICES["dynamodb_storage_gb_month"] * retention_days / 30,
+        )
+    )
+    lines.append(
+        Line(
+            "SQS",
+            f"{measured.sqs_requests_per_call:g} requests per call (send, receive, delete)",
+            calls * measured.sqs_requests_per_call * PRICES["sqs_per_request"],
+        )
+    )
+    s3_requests = (
+        calls * measured.s3_put_requests_per_call * PRICES["s3_per_put_request"]
+        + calls * measured.s3_get_requests_per_call * PRICES["s3_per_get_request"]
+    )
+    lines.append(
+        Line(
+            "S3",
+            f"{measured.s3_put_requests_per_call:g} PUT + "
+            f"{measured.s3_get_requests_per_call:g} HEAD per call",
+            s3_requests,
+        )
+    )
+    recording_gb = calls * measured.recording_bytes_per_call / 1e9
+    lines.append(
+        Line(
+            "S3",
+            f"first month of storage, Standard ({measured.recording_bytes_per_call / 1e6:.1f} MB per call)",
+            recording_gb * PRICES["s3_standard_gb_month"],
+        )
+    )
+    lines.append(
+        Line(
+            "S3",
+            "moving them to Glacier Instant Retrieval at day 30 (once per object)",
+            calls * PRICES["s3_glacier_ir_per_transition"],
+            later=True,
+        )
+    )
+    lines.append(
+        Line(
+            "S3",
+            "each month they are kept after that, in Glacier Instant Retrieval",
+            recording_gb * PRICES["s3_glacier_ir_gb_month"],
+            later=True,
+        )
+    )
+    log_gb = (
+        calls
+        * (measured.log_bytes_per_call + invocations * ASSUMPTIONS["platform_log_bytes_per_invocation"])
+        / 1e9
+    )
+    lines.append(
+        Line(
+            "CloudWatch Logs",
+            f"{log_gb * 1e6 / calls:.1f} KB per call, ingested and kept {log_retention_days} days",
+            log_gb
+            * (PRICES["logs_ingestion_gb"] + PRICES["logs_storage_gb_month"] * log_retention_days / 30),
+        )
+    )
+    traces = invocations * ASSUMPTIONS["xray_sampled_share"]
+    lines.append(
+        Line(
+            "X-Ray",
+            f"{traces:g} traces per call (Tracing: Active)",
+            calls * traces * PRICES["xray_per_trace"],
+        )
+    )
+    return lines
+
+
+def _money(value: float) -> str:
+    """Two decimals from $1, else two significant digits ($0.0072, $0.00012)."""
+    if value == 0:
+        return "$0"
+    decimals = 2 if value >= 1 else 1 - math.floor(math.log10(value))
+    return f"${value:.{decimals}f}"
+
+
+def render(measured: Measured) -> str:
+    template = load_template()
+    globals_ = template["Globals"]["Function"]
+    parameters = template["Parameters"]
+    lines = per_1000_calls(
+        measured,
+        int(parameters["EventRetentionDays"]["Default"]),
+        int(parameters["LogRetentionDays"]["Default"]),
+    )
+    fixed = fixed_monthly(measured, template)
+    m = measured
+    first_month = sum(line.usd_per_1000_calls for line in lines if not line.later)
+    monthly = [line for line in lines if line.later and "each month" in line.what]
+    kept_month = sum(line.usd_per_1000_calls for line in monthly)
+    out = [
+        f"Prices: {PRICES['region']}, arm64, list prices as of {PRICES['as_of']} (`PRICES` in "
+        "`devtools/voicedev/cost.py`), free tier not deducted.",
+        "",
+        f"Measured: {measured.how}",
+        "",
+        "### Per call",
+        "",
+        "| function | invocations per call | median | p90 | memory | cold start (INIT + first call) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, figures in sorted(measured.functions.items()):
+        out.append(
+            f"| {name} | {figures.invocations_per_call:g} | {figures.median_ms:.1f} ms "
+            f"| {figures.p90_ms:.1f} ms | {figures.memory_mb} MB | {figures.cold_ms:.0f} ms |"
+        )
+    out += [
+        "",
+        f"API requests per call: {m.api_requests_per_call:g}; DynamoDB request units: "
+        f"{m.dynamodb_write_units_per_call:g} write, {m.dynamodb_read_units_per_call:g} read; "
+        f"SQS: {m.sqs_requests_per_call:g} requests; S3: {m.s3_put_requests_per_call:g} PUT and "
+        f"{m.s3_get_requests_per_call:g} HEAD; recording {m.recording_bytes_per_call / 1e6:.1f} MB; "
+        f"function logs {m.log_bytes_per_call / 1000:.1f} KB (Globals: {globals_['MemorySize']} MB, "
+        f"Timeout {globals_['Timeout']} s).",
+        "",
+        "### Per 1,000 calls",
+        "",
+        "| service | what | USD per 1,000 calls |",
+        "| --- | --- | --- |",
+        *(
+            f"| {line.service} | {line.what} | {_money(line.usd_per_1000_calls)} |"
+            for line in lines
+            if not line.later
+        ),
+        f"| **total** | **the calls and their first month** | **{_money(first_month)}** |",
+        *(
+            f"| {line.service} | {line.what} | {_money(line.usd_per_1000_calls)} |"
+            for line in lines
+            if line.later
+        ),
+        f"| **then** | **per month the recordings are kept** | **{_money(kept_month)}** |",
+        "",
+        "### Fixed, per month",
+        "",
+        "| service | what | USD per month |",
+        "| --- | --- | --- |",
+        *(f"| {line.service} | {line.what} | {_money(line.usd_per_1000_calls)} |" for line in fixed),
+        f"| **total** | | **{_money(sum(line.usd_per_1000_calls for line in fixed))}** |",
+    ]
+    return "\n".join(out)
+
+
+def generated_section(measured: Measured) -> str:
+    return "\n".join([BEGIN, "", "```json", measured.to_json(), "```", "", render(measured), "", END])
+
+
+def measured_from_doc(text: str) -> Measured:
+    section = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    payload = section.split("```json", 1)[1].split("```", 1)[0]
+    return Measured.from_json(payload)
+
+
+def write_doc(measured: Measured, path: Path = DOC) -> None:
+    text = path.read_text(encoding="utf-8")
+    before, rest = text.split(BEGIN, 1)
+    _, after = rest.split(END, 1)
+    path.write_text(before + generated_section(measured) + after, encoding="utf-8")
+
+
+# --- measuring ------------------------------------------------------------------------------------------
+
+
+def _item_bytes(value: Any) -> int:
+    """DynamoDB's item size rules, approximately: names + values, numbers ~ digits / 2 + 1."""
+    if isinstance(value, Mapping):
+        return 3 + sum(len(str(name).encode()) + _item_bytes(item) for name, item in value.items())
+    if isinstance(value, (list, tuple, set)):
+        return 3 + sum(1 + _item_bytes(item) for item in value)
+    if isinstance(value, bool) or value is None:
+        return 1
+    if isinstance(value, (int, float, Decimal)):
+        return len(str(value)) // 2 + 1
+    if isinstance(value, bytes):
+        return len(value)
+    return len(str(value).encode())
+
+
+def _cold_ms(function_dir: Path, env: Mapping[str, str], repeats: int = 3) -> float:
+    """Median import time of a handler module in a fresh interpreter (Lambda's INIT)."""
+    code = (
+        "import importlib.util, time, sys\n"
+        "t = time.perf_counter()\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(function_dir / 'app.py')!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "print((time.perf_counter() - t) * 1000)\n"
+    )
+    samples = []
+    for _ in range(repeats):
+        result = subprocess.run(  # noqa: S603 - this interpreter, our own code
+            [sys.executable, "-c", code], env=dict(env), capture_output=True, text=True, check=True
+        )
+        samples.append(float(result.stdout.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+BASE_ENV = {
+    "AWS_ACCESS_KEY_ID": "cost",
+    "AWS_SECRET_ACCESS_KEY": "cost",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    # As template.yaml's Globals. Powertools reads them when the package is first imported.
+    "POWERTOOLS_SERVICE_NAME": "twilio-voice-webhooks",
+    "POWERTOOLS_METRICS_NAMESPACE": "TwilioVoiceWebhooks",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "POWERTOOLS_TRACE_DISABLED": "1",
+}
+
+
+def measure(calls: int = 30) -> Measured:
+    """Play `calls` typical calls in process under moto and measure them (see the module doc)."""
+    with _environment(BASE_ENV):
+        return _measure(calls)
+
+
+def _measure(calls: int) -> Measured:
+    import boto3
+    from moto import mock_aws
+
+    from voicedev.emulator.client import Response, TwilioClient
+    from voicedev.emulator.engine import EmulatorConfig, run_call
+    from voicedev.emulator.scenarios import get
+    from voicedev.local_api import (
+        FunctionLoader,
+        FunctionSpec,
+        IncomingRequest,
+        LocalLambdaContext,
+        build_event,
+        http_response,
+        template_routes,
+    )
+    from voicedev.local_archiver import FakeMediaHost, sqs_event
+    from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+
+    template = load_template()
+    globals_ = template["Globals"]["Function"]
+    functions = resources_of_type("AWS::Serverless::Function", template)
+    routes = {route.path: route for route in template_routes(template)}
+    archiver_props = functions["RecordingArchiverFunction"]
+    archiver_spec = FunctionSpec(
+        name="RecordingArchiverFunction",
+        code_uri=PROJECT_ROOT / archiver_props["CodeUri"],
+        handler=archiver_props["Handler"],
+        timeout_seconds=int(archiver_props.get("Timeout", globals_["Timeout"])),
+        memory_mb=int(archiver_props.get("MemorySize", globals_["MemorySize"])),
+    )
+    base_env = {**BASE_ENV, "PATH": os.environ.get("PATH", "")}
+    durations: dict[str, list[float]] = {}
+    first: dict[str, float] = {}
+    operations: list[tuple[str, str, dict[str, Any]]] = []
+    log_bytes = 0
+    metric_names: set[str] = set()
+
+    def record_call(model: Any, params: dict[str, Any], **_: Any) -> None:
+        # `params` is the HTTP request; DynamoDB's body is the JSON of the call (wire format).
+        service = model.service_model.service_name
+        body = json.loads(params.get("body") or b"{}") if service == "dynamodb" else {}
+        operations.append((service, model.name, body))
+
+    stdout = io.StringIO()
+
+    def timed(name: str, call: Any) -> Any:
+        nonlocal log_bytes
+        start = len(stdout.getvalue())
+        started = time.perf_counter()
+        result = call()
+        elapsed = (time.perf_counter() - started) * 1000
+        output = stdout.getvalue()[start:]
+        log_bytes += len(output.encode())
+        for line in output.splitlines():
+            if line.startswith("{") and '"_aws"' in line:
+                document = json.loads(line)
+                metric_names.update(m["Name"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"])
+        if name in first:
+            durations.setdefault(name, []).append(elapsed)
+        else:
+            first[name] = elapsed
+        return result
+
+    loader = FunctionLoader()
+
+    class InProcessTwilio(TwilioClient):
+        """The emulator's Twilio, delivering each request to its handler as API Gateway would."""
+
+        def _exchange(self, method: str, url: str, body: str, headers: dict[str, str]) -> Response:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(url)
+            route = routes[parts.path]
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            request = IncomingRequest(
+                method, target, [("Host", parts.netloc), *headers.items()], body.encode("ascii")
+            )
+            event = build_event(request, route.route_key)
+            spec = route.function
+            context = LocalLambdaContext(spec.name, spec.memory_mb, spec.timeout_seconds)
+            handler = loader.load(spec)
+            answer = http_response(timed(spec.name, lambda: handler(event, context)))
+            return Response(
+                answer.status, {k.lower(): v for k, v in answer.headers}, answer.text, latency_ms=0.0
+            )
+
+    scenario = get(TYPICAL)
+    assert scenario.conversation is not None
+    scenario = dataclasses.replace(
+        scenario, conversation=dataclasses.replace(scenario.conversation, talk_seconds=TYPICAL_TALK_SECONDS)
+    )
+    api_requests = 0
+    recording_bytes = 0
+    with mock_aws(), FakeMediaHost(auth_token=DEV_AUTH_TOKEN) as media:
+        from aws_lambda_powertools.utilities import parameters
+        from voice_webhooks.aws_clients import reset_clients
+        from voice_webhooks.observability import logger
+        from voice_webhooks.settings import get_settings
+
+        from voicedev import template_resources
+
+        boto3.setup_default_session()
+        session = boto3.DEFAULT_SESSION
+        assert session is not None
+        sqs = session.client("sqs")
+        table = template_resources.create_table(session.client("dynamodb"))
+        queues = template_resources.create_queues(sqs)
+        bucket = template_resources.create_buckets(session.client("s3"))["RecordingsBucket"]
+        secret = session.client("secretsmanager").create_secret(Name="cost", SecretString=DEV_AUTH_TOKEN)
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queues["RecordingsQueue"], AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        handler_env = {
+            "TWILIO_AUTH_TOKEN_SECRET": secret["ARN"],
+            "ALLOWED_ACCOUNT_SIDS": DEV_ACCOUNT_SID,
+            "EVENTS_TABLE_NAME": table,
+            "RECORDINGS_QUEUE_URL": queues["RecordingsQueue"],
+            "RECORDINGS_BUCKET_NAME": bucket,
+            "RECORDING_MEDIA_ORIGINS": media.origin,
+            "FLOW_CONFIG": str(PROJECT_ROOT / "config" / "flows.example.json"),
+            "EVENT_TTL_DAYS": str(template["Parameters"]["EventRetentionDays"]["Default"]),
+        }
+        with _environment(handler_env), contextlib.redirect_stdout(stdout):
+            get_settings.cache_clear()
+            reset_clients()
+            parameters.clear_caches()
+            session.events.register("before-call", record_call)
+            handler_stream = logger.registered_handler.stream  # type: ignore[attr-defined]
+            logger.registered_handler.stream = stdout  # type: ignore[attr-defined]
+            try:
+                config = EmulatorConfig(
+                    base_url=f"https://{API_DOMAIN}", timeout=10, media_api_base=media.api_base
+                )
+                client = InProcessTwilio(DEV_AUTH_TOKEN)
+                archiver = loader.load(archiver_spec)
+                for _ in range(calls):
+                    result = run_call(config, scenario, client, seed=1)
+                    if not result.ok:
+                        raise RuntimeError(f"the typical call failed: {result.problems}")
+                    api_requests += len(result.exchanges)
+                    for made in result.recordings:
+                        if made.final_status == "completed":
+                            channels = int(made.channels)
+                            media.sizes[made.recording_sid] = made.duration * channels
+                            recording_bytes += made.duration * channels * WAV_BYTES_PER_CHANNEL_SECOND
+                    messages = sqs.receive_message(
+                        QueueUrl=queues["RecordingsQueue"],
+                        MaxNumberOfMessages=10,
+                        AttributeNames=["All"],
+                        MessageAttributeNames=["All"],
+                    ).get("Messages", [])
+                    event = sqs_event(messages, queue_arn, "us-east-1")
+                    context = LocalLambdaContext(
+                        archiver_spec.name, archiver_spec.memory_mb, archiver_spec.timeout_seconds
+                    )
+                    outcome = timed(archiver_spec.name, lambda: archiver(event, context))  # noqa: B023
+                    if outcome["batchItemFailures"]:
+                        raise RuntimeError(f"the archiver failed: {outcome}")
+                    sqs.delete_message_batch(
+                        QueueUrl=queues["RecordingsQueue"],
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                            for i, m in enumerate(messages)
+                        ],
+                    )
+                items = session.resource("dynamodb").Table(table).scan()["Items"]
+            finally:
+                session.events.unregister("before-call", record_call)
+                logger.registered_handler.stream = handler_stream  # type: ignore[attr-defined]
+                get_settings.cache_clear()
+                reset_clients()
+                parameters.clear_caches()
+
+    # DynamoDB request units: each write costs the written item's size in KB (rounded up), once
+    # more for the ByCallSid index when the item has a CallSid; each strongly consistent read the
+    # item's size per 4 KB. Item sizes are the final ones (an upper bound for earlier writes).
+    sizes = {(item["SessionId"], int(item["SequenceNumber"])): _item_bytes(item) for item in items}
+    has_call = {(item["SessionId"], int(item["SequenceNumber"])) for item in items if "CallSid" in item}
+    write_units = read_units = 0.0
+    counts: Counter[str] = Counter()
+    for service, operation, params in operations:
+        counts[f"{service}:{operation}"] += 1
+        if service != "dynamodb":
+            continue
+        key_source = params.get("Key") or params.get("Item") or {}
+        key = (_plain(key_source.get("SessionId")), int(_plain(key_source.get("SequenceNumber")) or 0))
+        size = sizes.get(key, 1024)
+        if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+            write_units += math.ceil(size / 1024) * (2 if key in has_call else 1)
+        elif operation == "GetItem":
+            read_units += math.ceil(size / 4096) * (1 if params.get("ConsistentRead") else 0.5)
+    sqs_requests = (
+        counts["sqs:SendMessage"] + counts["sqs:SendMessageBatch"]
+    ) / calls + 2  # plus the event source's receive and delete for the message
+    s3_puts = sum(
+        counts[f"s3:{op}"]
+        for op in ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload")
+    )
+    s3_gets = counts["s3:HeadObject"] + counts["s3:GetObject"]
+    media_seconds = recording_bytes / calls / 1e6 / ASSUMPTIONS["media_megabytes_per_second"]
+    media_ms = ASSUMPTIONS["media_latency_ms"] + media_seconds * 1000
+
+    figures: dict[str, FunctionFigures] = {}
+    all_names = sorted(set(durations) | set(first))
+    cold_env = {**base_env, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for name in all_names:
+        samples = sorted(durations.get(name, [first[name]]))
+        props = functions[name]
+        code_dir = PROJECT_ROOT / props["CodeUri"]
+        median = statistics.median(samples)
+        p90 = samples[min(len(samples) - 1, int(len(samples) * 0.9))]
+        if name == archiver_spec.name:
+            median, p90 = median + media_ms, p90 + media_ms
+        figures[name] = FunctionFigures(
+            invocations_per_call=round((len(durations.get(name, [])) + 1) / calls, 2),
+            median_ms=round(median, 1),
+            p90_ms=round(p90, 1),
+            memory_mb=int(props.get("MemorySize", globals_["MemorySize"])),
+            cold_ms=round(_cold_ms(code_dir, cold_env) + max(first[name] - statistics.median(samples), 0), 0),
+        )
+    how = (
+        f"{calls} typical calls ({TYPICAL_DESCRIPTION}), played by the emulator in process against the "
+        f"real handlers under moto (`mock_aws`) on {sys.platform}, Python {sys.version.split()[0]}; handler "
+        "durations timed around each invocation (warm: every invocation but each function's first); "
+        f"the archiver's include an assumed Twilio fetch of {ASSUMPTIONS['media_latency_ms']} ms + "
+        f"{ASSUMPTIONS['media_megabytes_per_second']} MB/s; cold start = median import time in a fresh "
+        "interpreter + the first invocation's extra time. moto answers in process, so DynamoDB, SQS and "
+        "S3 calls cost less time here than the few milliseconds each takes in AWS."
+    )
+    return Measured(
+        how=how,
+        calls=calls,
+        functions=figures,
+        api_requests_per_call=api_requests / calls,
+        dynamodb_write_units_per_call=write_units / calls,
+        dynamodb_read_units_per_call=read_units / calls,
+        dynamodb_bytes_per_call=round(sum(sizes.values()) / calls),
+        sqs_requests_per_call=sqs_requests,
+        s3_put_requests_per_call=s3_puts / calls,
+        s3_get_requests_per_call=s3_gets / calls,
+        recording_bytes_per_call=recording_bytes / calls,
+        log_bytes_per_call=round(log_bytes / calls),
+        custom_metric_names=sorted(metric_names),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A key value as the resource API or the client API gives it."""
+    if isinstance(value, Mapping):
+        return next(iter(value.values()))
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="voicedev.cost", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    parser.add_argument("--calls", type=int, default=30, help="typical calls to measure (default 30)")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help=f"rewrite the generated section of {DOC.relative_to(PROJECT_ROOT)}",
+    )
+    parser.add_argument(
+        "--from-doc",
+        action="store_true",
+        help="recompute from the figures in docs/cost.md instead of measuring",
+    )
+    args = parser.parse_args(argv)
+    measured = measured_from_doc(DOC.read_text(encoding="utf-8")) if args.from_doc else measure(args.calls)
+    print(render(measured))
+    if args.write:
+        write_doc(measured)
+        print(f"\nwrote {DOC.relative_to(PROJECT_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

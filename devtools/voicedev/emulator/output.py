@@ -1,0 +1,81 @@
+"""How the emulator prints: one line per request (what was sent, what came back), phone numbers
+masked as everywhere else in the project."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from voice_webhooks.observability import mask_phone
+
+if TYPE_CHECKING:
+    from voicedev.emulator.engine import CallResult, Exchange
+
+_PHONE = re.compile(r"\+\d{6,15}")
+
+
+def mask(value: str | None) -> str:
+    return mask_phone(value) or ""
+
+
+def mask_text(text: str) -> str:
+    """Every E.164 number inside free text masked."""
+    return _PHONE.sub(lambda match: mask(match.group()), text)
+
+
+def short_path(url: str) -> str:
+    """`/voice/status?session=CA0000…9a3f` : path and query, long values shortened."""
+    parts = urlsplit(url)
+    query = "&".join(_shorten_pair(pair) for pair in parts.query.split("&")) if parts.query else ""
+    return parts.path + (f"?{query}" if query else "")
+
+
+def _shorten_pair(pair: str) -> str:
+    name, _, value = pair.partition("=")
+    if len(value) > 14:
+        value = value[:6] + "\u2026" + value[-4:]
+    return f"{name}={value}" if _ else name
+
+
+def exchange_line(exchange: Exchange) -> str:
+    sent = exchange.sent
+    response = sent.response
+    status = str(response.status) if response.error is None else "ERR"
+    tags = []
+    if exchange.duplicate:
+        tags.append("duplicate")
+    if sent.attempt > 1:
+        tags.append(f"retry {sent.attempt - 1}")
+    tag = f" [{', '.join(tags)}]" if tags else ""
+    came_back = exchange.came_back()
+    when = f"+{exchange.t:.1f}s"
+    return (
+        f"  {when:>7}  {sent.method:<4} {short_path(sent.url):<44} {mask_text(exchange.label)}{tag}\n"
+        f"  {'':>7}  -> {status} in {response.latency_ms:.0f} ms"
+        f"{(': ' + mask_text(came_back)) if came_back else ''}"
+    )
+
+
+def call_header(result: CallResult) -> str:
+    scenario = result.scenario
+    return (
+        f"== {scenario.name}: {scenario.title}\n"
+        f"   call {result.call_sid}  {mask(result.from_)} -> {mask(result.to)}  ({scenario.direction}), "
+        f"seed {result.seed}"
+    )
+
+
+def call_report(result: CallResult) -> str:
+    lines = [call_header(result)]
+    for item in result.log:
+        lines.append(exchange_line(item) if not isinstance(item, str) else f"  {'':>7}  {mask_text(item)}")
+    verdict = "PASS" if result.ok else "FAIL"
+    lines.append(f"  {verdict}: expected {result.scenario.expect.value}")
+    lines.extend(f"  ! {mask_text(problem)}" for problem in result.problems)
+    lines.extend(
+        "  ~ differs from config/flows.example.json's answer (a configured outcome?): "
+        + mask_text(difference)
+        for difference in result.differences
+    )
+    return "\n".join(lines)

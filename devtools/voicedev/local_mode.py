@@ -1,0 +1,381 @@
+"""`make local`: the real handlers behind an HTTP server on 127.0.0.1, backed by an embedded AWS
+endpoint (moto server) holding template.yaml's table, queues and buckets and the auth token secret.
+No Docker, no AWS account. See docs/local-mode.md.
+
+Settings (environment): LOCAL_API_PORT (3000), LOCAL_AWS_PORT (5005), TWILIO_AUTH_TOKEN (the
+documented development token), TWILIO_ACCOUNT_SID (the documented development account),
+FLOW_CONFIG (config/flows.example.json), PUBLIC_BASE_URL (the local API URL; a tunnel URL lets a
+real Twilio number call this laptop).
+
+`LocalMode` is the same thing as a library, for tools that drive it (the call emulator):
+
+    with LocalMode(load_local_settings()) as local:
+        print(local.api_url, local.aws_endpoint, local.resources.table_name)
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from voicedev.local_api import ApiRoute, LocalApi, RequestRecord, template_routes
+from voicedev.local_archiver import LocalArchiving
+from voicedev.local_aws import AUTH_TOKEN_SECRET_NAME, EmbeddedAws, LocalAwsError, LocalResources
+from voicedev.local_env import HandlerEnvironment, aws_isolation, handler_environment
+from voicedev.local_settings import HOST, LocalSettings, LocalSettingsError, load_local_settings
+from voicedev.template_resources import PROJECT_ROOT, load_template
+
+
+class LocalModeError(RuntimeError):
+    """The local mode cannot start; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class RouteStatus:
+    route: ApiRoute
+    url: str
+    problem: str | None
+    """None when the handler is loaded; else why the route cannot answer (501 or 500)."""
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+class LocalMode:
+    """The embedded AWS endpoint and the local API, started and stopped together.
+
+    `start()` sets the handlers' environment in this process (os.environ) before any handler is
+    imported, and `stop()` puts the previous values back."""
+
+    def __init__(
+        self,
+        settings: LocalSettings | None = None,
+        *,
+        on_request: Callable[[RequestRecord], None] | None = None,
+        template: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings or load_local_settings()
+        self.on_request = on_request or (lambda record: _print_line(record.line()))
+        self.template = template or load_template()
+        self.aws = EmbeddedAws(self.settings.aws_port)
+        self.api = LocalApi(template_routes(self.template), self.settings.api_port, self._record)
+        self.resources: LocalResources | None = None
+        self.environment: HandlerEnvironment | None = None
+        self.route_statuses: list[RouteStatus] = []
+        self.notes: list[str] = []
+        self.flow_summary = ""
+        self._saved_environ: dict[str, str | None] = {}
+        self.archiving: LocalArchiving | None = None
+        """The recording archiver and fake media host, with LOCAL_ARCHIVER on."""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> LocalMode:
+        try:
+            # moto itself calls boto3 in this process: isolate it from the developer's AWS setup too.
+            self._apply(aws_isolation(self.aws.region))
+            self.aws.start()
+            self.resources = self.aws.provision(self.settings.auth_token)
+            # Bound (not yet serving) first: the default PUBLIC_BASE_URL needs the actual port.
+            self.api.bind()
+            self._apply_environment()
+            if self.settings.archiver:
+                self._prepare_archiving()
+            self.flow_summary = self._check_flow_config()
+            self._load_handlers()
+            self._note_routes_missing_from_template()
+            self.api.start()
+            if self.archiving is not None:
+                self.archiving.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.archiving is not None:
+            self.archiving.stop()
+        self.api.stop()
+        self.aws.stop()
+        self._restore_environment()
+
+    def __enter__(self) -> LocalMode:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- what tools need -----------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return self.api.url
+
+    @property
+    def public_base_url(self) -> str:
+        return self.settings.public_base_url or self.api_url
+
+    @property
+    def aws_endpoint(self) -> str:
+        return self.aws.endpoint_url
+
+    def webhook_urls(self) -> dict[str, str]:
+        """Route path -> the URL Twilio calls (and signs)."""
+        return {route.path: self.public_base_url + route.path for route in self.api.routes}
+
+    def aws_client(self, service: str) -> Any:
+        """A boto3 client for the embedded endpoint (inspect the table, read the queue)."""
+        return self.aws.client(service)
+
+    @property
+    def media_api_base(self) -> str | None:
+        """Base of the fake media host's RecordingUrls (the emulator's `media_api_base`), or None
+        without the archiver."""
+        return self.archiving.media_api_base if self.archiving is not None else None
+
+    # -- start-up steps --------------------------------------------------------------------------
+
+    def _record(self, record: RequestRecord) -> None:
+        self.on_request(record)
+
+    def _apply_environment(self) -> None:
+        assert self.resources is not None
+        environment = handler_environment(self.template, self.settings, self.resources, self.public_base_url)
+        self.environment = environment
+        self._apply(environment)
+        self.notes.extend(environment.notes)
+        _reset_handler_caches()
+
+    def _prepare_archiving(self) -> None:
+        """The fake media host (its origin joins the archiver's allowed ones) and the queue poller,
+        which shares the API's lock: one invocation at a time, as the handlers share state."""
+        assert self.resources is not None
+        archiving = LocalArchiving(
+            self.template,
+            sqs_client=self.aws.client("sqs"),
+            queue_url=self.resources.queue_urls["RecordingsQueue"],
+            queue_arn=self.resources.queue_arn("RecordingsQueue"),
+            region=self.resources.region,
+            auth_token=self.settings.auth_token,
+            media_port=self.settings.media_port,
+            loader=self.api.loader,
+            invoke_lock=self.api._invoke_lock,
+            print_line=_print_line,
+        )
+        archiving.start_media_host()
+        self.archiving = archiving
+        self._apply(HandlerEnvironment(values=archiving.environment(os.environ)))
+        _reset_handler_caches()
+
+    def _apply(self, environment: HandlerEnvironment) -> None:
+        """Change os.environ, remembering what was there for stop()."""
+        for name in environment.removed:
+            self._saved_environ.setdefault(name, os.environ.get(name))
+            os.environ.pop(name, None)
+        for name, value in environment.values.items():
+            self._saved_environ.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _restore_environment(self) -> None:
+        for name, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if self._saved_environ:
+            _reset_handler_caches()
+        self._saved_environ = {}
+
+    def _check_flow_config(self) -> str:
+        """Fail at start, naming the fields, rather than on the first call."""
+        from voice_webhooks.errors import ConfigurationError
+        from voice_webhooks.flow_config_loader import parse_flow_config
+
+        path = self.settings.flow_config
+        shown = _display_path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise LocalModeError(f"FLOW_CONFIG: cannot read {shown}: {exc.strerror}") from exc
+        try:
+            config, warnings = parse_flow_config(text, shown)
+        except ConfigurationError as exc:
+            raise LocalModeError(f"FLOW_CONFIG: {exc}") from exc
+        self.notes.extend(f"flow config: {warning}" for warning in warnings)
+        flows = ", ".join(
+            f"{name} ({flow.kind}{', default' if name == config.default else ''})"
+            for name, flow in config.flows.items()
+        )
+        count = len(config.numbers)
+        return f"{shown}: {flows}; {count} number{'' if count == 1 else 's'} mapped"
+
+    def _load_handlers(self) -> None:
+        problems: dict[str, str | None] = {}
+        for route in self.api.routes:
+            if route.function.name not in problems:
+                problems[route.function.name] = self.api.try_load(route)
+            url = self.public_base_url + route.path
+            self.route_statuses.append(RouteStatus(route, url, problems[route.function.name]))
+
+    def _note_routes_missing_from_template(self) -> None:
+        from voice_webhooks import routes
+
+        served = {route.path for route in self.api.routes}
+        missing = [path for path in routes.ALL if path not in served]
+        if missing:
+            self.notes.append("not routed by template.yaml yet (answer 404): " + ", ".join(missing))
+        routed = {route.function.name for route in self.api.routes}
+        functions = self.template.get("Resources", {})
+        unrouted = sorted(
+            name
+            for name, resource in functions.items()
+            if resource.get("Type") == "AWS::Serverless::Function"
+            and name not in routed
+            and (self.archiving is None or name != self.archiving.spec.name)
+        )
+        if unrouted:
+            self.notes.append("not run by the local mode (no HttpApi route): " + ", ".join(unrouted))
+            if self.archiving is None and "RecordingArchiverFunction" in unrouted:
+                self.notes.append(
+                    "LOCAL_ARCHIVER=1 runs RecordingArchiverFunction, with a fake Twilio media host"
+                )
+
+    # -- the banner ----------------------------------------------------------------------------
+
+    def banner(self) -> str:
+        assert self.resources is not None
+        settings = self.settings
+        resources = self.resources
+        public_note = (
+            "(from PUBLIC_BASE_URL: requests arriving here are checked against it)"
+            if settings.public_base_url
+            else "(the URL Twilio calls and signs; set PUBLIC_BASE_URL to a tunnel for a real number)"
+        )
+        token_note = (
+            "(the documented development token; set TWILIO_AUTH_TOKEN for a real number)"
+            if settings.uses_dev_token
+            else "(from TWILIO_AUTH_TOKEN, masked)"
+        )
+        account_note = (
+            "(the documented development account)"
+            if settings.account_sid == _dev_account()
+            else "(from TWILIO_ACCOUNT_SID)"
+        )
+        width = max(len(name) for name in resources.queue_urls) if resources.queue_urls else 0
+        queues = [f"{name:<{width}}  {url}" for name, url in resources.queue_urls.items()] or ["none"]
+        buckets = ", ".join(resources.bucket_names.values()) or "none in template.yaml"
+        lines = [
+            "Twilio voice webhooks: local mode (no Docker; listening on 127.0.0.1 only)",
+            f"  API            {self.api_url}",
+            f"  public URL     {self.public_base_url}  {public_note}",
+            f"  AWS endpoint   {self.aws_endpoint}  (moto, region {resources.region}, any credentials)",
+            f"  table          {resources.table_name}",
+            f"  queues         {queues[0]}",
+            *(f"                 {line}" for line in queues[1:]),
+            f"  buckets        {buckets}",
+            f"  secret         {AUTH_TOKEN_SECRET_NAME}  (TWILIO_AUTH_TOKEN_SECRET, read by the handlers)",
+            f"  auth token     {settings.token_for_display()}  {token_note}",
+            f"  account        {settings.account_sid}  {account_note}",
+            f"  flow config    {self.flow_summary}",
+            *(self.archiving.banner_lines() if self.archiving is not None else []),
+            f"  process        pid {os.getpid()}  (stop: Ctrl-C, or kill {os.getpid()})",
+            "",
+            "Webhooks:",
+        ]
+        path_width = max((len(status.url) for status in self.route_statuses), default=0)
+        for status in self.route_statuses:
+            state = status.problem or "ready"
+            function = status.route.function.name
+            lines.append(f"  {status.route.method:<4} {status.url:<{path_width}}  {function}: {state}")
+        if self.notes:
+            lines += ["", "Notes:", *(f"  - {note}" for note in self.notes)]
+        lines += ["", "Ready. One line per request: time, method, route, status, duration, session."]
+        return "\n".join(lines)
+
+
+def _dev_account() -> str:
+    from voicedev.twilio_signing import DEV_ACCOUNT_SID
+
+    return DEV_ACCOUNT_SID
+
+
+def _reset_handler_caches() -> None:
+    """Cached settings, clients and secrets belong to the environment they were made in."""
+    from aws_lambda_powertools.utilities import parameters
+    from voice_webhooks.aws_clients import reset_clients
+    from voice_webhooks.settings import get_settings
+
+    get_settings.cache_clear()
+    reset_clients()
+    parameters.clear_caches()
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def _parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog="voice-webhooks-local",
+        description=__doc__.split("\n\n`LocalMode`")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    _parser().parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
+    stop_requested = threading.Event()
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    # Installed before starting, so a Ctrl-C during start-up still stops both servers cleanly.
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    try:
+        settings = load_local_settings()
+    except LocalSettingsError as exc:
+        print(f"local mode: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    local = LocalMode(settings)
+    try:
+        local.start()
+    except (LocalModeError, LocalAwsError, OSError) as exc:
+        print(f"local mode: cannot start: {exc}", file=sys.stderr)
+        return 2
+    _print_line(local.banner())
+    while not stop_requested.wait(0.5):
+        pass
+    _print_line("Stopping: local API, then the embedded AWS endpoint")
+    local.stop()
+    _print_line("Local mode stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["HOST", "LocalMode", "LocalModeError", "RouteStatus", "main"]

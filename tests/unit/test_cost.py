@@ -1,0 +1,112 @@
+"""docs/cost.md: its tables are what devtools/voicedev/cost.py computes from the figures it shows and
+the prices written once in PRICES; and the arithmetic of a few lines, by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from voicedev import cost
+from voicedev.cost import DOC, FunctionFigures, Measured
+
+
+def measured(**changes: object) -> Measured:
+    figures = Measured(
+        how="by hand",
+        calls=10,
+        functions={
+            "ConnectFunction": FunctionFigures(1, 10.2, 12.0, 512, 400),
+            "StatusFunction": FunctionFigures(4, 5.0, 6.0, 1024, 300),
+        },
+        api_requests_per_call=5,
+        dynamodb_write_units_per_call=10,
+        dynamodb_read_units_per_call=1,
+        dynamodb_bytes_per_call=2000,
+        sqs_requests_per_call=3,
+        s3_put_requests_per_call=1,
+        s3_get_requests_per_call=2,
+        recording_bytes_per_call=1_000_000,
+        log_bytes_per_call=5000,
+        custom_metric_names=["A", "B"],
+    )
+    return dataclasses.replace(figures, **changes)  # type: ignore[arg-type]
+
+
+def line(lines: list[cost.Line], service: str, starts: str) -> float:
+    [found] = [item for item in lines if item.service == service and item.what.startswith(starts)]
+    return found.usd_per_1000_calls
+
+
+def test_the_doc_tables_are_the_ones_its_figures_and_the_current_prices_give() -> None:
+    # Given the figures docs/cost.md was generated from
+    text = DOC.read_text(encoding="utf-8")
+    figures = cost.measured_from_doc(text)
+
+    # Then its generated section is exactly what the script renders from them today
+    assert cost.generated_section(figures) in text, "docs/cost.md is stale: run `make cost`"
+    # And the figures are a real measurement of the typical call, with every function it invokes
+    assert figures.calls >= 10
+    assert set(figures.functions) == {
+        "ConnectFunction",
+        "StatusFunction",
+        "RecordingFunction",
+        "ActionFunction",
+        "RecordingArchiverFunction",
+    }
+    assert figures.functions["StatusFunction"].invocations_per_call == 4
+    assert figures.recording_bytes_per_call == 300 * 2 * 16_000
+
+
+def test_per_call_lines_multiply_figures_by_prices() -> None:
+    lines = cost.per_1000_calls(measured(), retention_days=90, log_retention_days=30)
+    prices = cost.PRICES
+
+    # 5 invocations per call
+    assert line(lines, "Lambda", "5 invocations") == pytest.approx(1000 * 5 * prices["lambda_per_request"])
+    # billed per started millisecond: 11 ms at 0.5 GB, and 4 x 5 ms at 1 GB
+    gb_s = (11 * 0.5 + 4 * 5 * 1.0) / 1000
+    assert line(lines, "Lambda", "25.5 GB-s") == pytest.approx(1000 * gb_s * prices["lambda_gb_second_arm64"])
+    cold_gb_s = cost.ASSUMPTIONS["cold_start_share"] * (400 * 0.5 + 4 * 300 * 1.0) / 1000
+    assert line(lines, "Lambda", "cold starts") == pytest.approx(
+        1000 * cold_gb_s * prices["lambda_gb_second_arm64"]
+    )
+    assert line(lines, "API Gateway (HTTP API)", "5 requests") == pytest.approx(
+        1000 * 5 * prices["http_api_per_request"]
+    )
+    assert line(lines, "DynamoDB (on-demand)", "write") == pytest.approx(
+        1000 * 10 * prices["dynamodb_per_write_request_unit"]
+    )
+    # 2 MB of items (x2 for the index) kept three months
+    assert line(lines, "DynamoDB (on-demand)", "storage") == pytest.approx(
+        0.004 * prices["dynamodb_storage_gb_month"] * 3
+    )
+    assert line(lines, "S3", "first month") == pytest.approx(1.0 * prices["s3_standard_gb_month"])
+    assert line(lines, "S3", "each month") == pytest.approx(1.0 * prices["s3_glacier_ir_gb_month"])
+    assert [item.later for item in lines if item.service == "S3"] == [False, False, True, True]
+
+
+def test_fixed_costs_count_the_template_alarm_metrics() -> None:
+    fixed = cost.fixed_monthly(measured())
+
+    # DLQ 1 + backlog 1 + errors and throttles 6 functions each + API 5xx rate 2 + signatures 1
+    assert line(fixed, "CloudWatch", "17 alarm metrics") == pytest.approx(
+        17 * cost.PRICES["alarm_metric_month"]
+    )
+    assert line(fixed, "CloudWatch", "2 custom metrics") == pytest.approx(
+        2 * cost.PRICES["custom_metric_month"]
+    )
+
+
+def test_money_keeps_two_significant_digits_below_a_dollar() -> None:
+    assert [cost._money(value) for value in (12.345, 0.35, 0.0072, 0.000126, 0)] == [
+        "$12.35",
+        "$0.35",
+        "$0.0072",
+        "$0.00013",
+        "$0",
+    ]
+
+
+def test_item_sizes_follow_dynamodb_rules() -> None:
+    # names and string values in UTF-8 bytes; numbers about half their digits
+    assert cost._item_bytes({"SessionId": "abc", "SequenceNumber": 12}) == 3 + 9 + 3 + 14 + 2

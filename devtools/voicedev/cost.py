@@ -24,6 +24,7 @@ import io
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -228,12 +229,13 @@ def per_1000_calls(measured: Measured, retention_days: int = 90, log_retention_d
             calls * measured.dynamodb_read_units_per_call * PRICES["dynamodb_per_read_request_unit"],
         )
     )
-    stored_gb = calls * measured.dynamodb_bytes_per_call * 2 / 1e9  # table + the GSI's copy
+    # The ByCallSid index holds a few hundred bytes per session: negligible next to the table.
+    stored_gb = calls * measured.dynamodb_bytes_per_call / 1e9
     lines.append(
         Line(
             "DynamoDB (on-demand)",
             f"storage for the {retention_days}-day TTL "
-            f"({measured.dynamodb_bytes_per_call / 1000:.1f} KB per call, x2 for the GSI)",
+            f"({measured.dynamodb_bytes_per_call / 1000:.1f} KB per call)",
             stored_gb * PRICES["dynamodb_storage_gb_month"] * retention_days / 30,
         )
     )
@@ -396,6 +398,25 @@ def write_doc(measured: Measured, path: Path = DOC) -> None:
 
 
 # --- measuring ------------------------------------------------------------------------------------------
+
+_INDEX_ATTRIBUTES = ("CallSid", "SessionId", "SequenceNumber")
+
+
+def _index_projection() -> tuple[str, ...]:
+    """The attributes the template's ByCallSid index holds: its keys plus its projection."""
+    (index,) = resources_of_type("AWS::DynamoDB::Table")["EventsTable"]["GlobalSecondaryIndexes"]
+    return _INDEX_ATTRIBUTES + tuple(index["Projection"].get("NonKeyAttributes", ()))
+
+
+def _writes_index(operation: str, params: dict[str, Any]) -> bool:
+    """Whether a write also writes the ByCallSid index (DynamoDB skips the index when an update
+    changes none of its attributes)."""
+    if operation != "UpdateItem":
+        return True
+    expression = str(params.get("UpdateExpression", ""))
+    names = {str(value) for value in (params.get("ExpressionAttributeNames") or {}).values()}
+    projected = _index_projection()
+    return any(name in names or re.search(rf"\b{name}\b", expression) for name in projected)
 
 
 def _item_bytes(value: Any) -> int:
@@ -638,9 +659,10 @@ def _measure(calls: int) -> Measured:
                 reset_clients()
                 parameters.clear_caches()
 
-    # DynamoDB request units: each write costs the written item's size in KB (rounded up), once
-    # more for the ByCallSid index when the item has a CallSid; each strongly consistent read the
-    # item's size per 4 KB. Item sizes are the final ones (an upper bound for earlier writes).
+    # DynamoDB request units: each write costs the written item's size in KB (rounded up); each
+    # strongly consistent read the item's size per 4 KB. Item sizes are the final ones (an upper
+    # bound for earlier writes). The ByCallSid index costs one more unit (its projection is small)
+    # for a write of an item with a CallSid that creates it or touches a key or projected attribute.
     sizes = {(item["SessionId"], int(item["SequenceNumber"])): _item_bytes(item) for item in items}
     has_call = {(item["SessionId"], int(item["SequenceNumber"])) for item in items if "CallSid" in item}
     write_units = read_units = 0.0
@@ -653,7 +675,9 @@ def _measure(calls: int) -> Measured:
         key = (_plain(key_source.get("SessionId")), int(_plain(key_source.get("SequenceNumber")) or 0))
         size = sizes.get(key, 1024)
         if operation in ("PutItem", "UpdateItem", "DeleteItem"):
-            write_units += math.ceil(size / 1024) * (2 if key in has_call else 1)
+            write_units += math.ceil(size / 1024)
+            if key in has_call and _writes_index(operation, params):
+                write_units += 1
         elif operation == "GetItem":
             read_units += math.ceil(size / 4096) * (1 if params.get("ConsistentRead") else 0.5)
     sqs_requests = (

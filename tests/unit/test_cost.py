@@ -76,9 +76,9 @@ def test_per_call_lines_multiply_figures_by_prices() -> None:
     assert line(lines, "DynamoDB (on-demand)", "write") == pytest.approx(
         1000 * 10 * prices["dynamodb_per_write_request_unit"]
     )
-    # 2 MB of items (x2 for the index) kept three months
+    # 2 MB of items kept three months (the ByCallSid index projects a few attributes: not counted)
     assert line(lines, "DynamoDB (on-demand)", "storage") == pytest.approx(
-        0.004 * prices["dynamodb_storage_gb_month"] * 3
+        0.002 * prices["dynamodb_storage_gb_month"] * 3
     )
     assert line(lines, "S3", "first month") == pytest.approx(1.0 * prices["s3_standard_gb_month"])
     assert line(lines, "S3", "each month") == pytest.approx(1.0 * prices["s3_glacier_ir_gb_month"])
@@ -110,3 +110,22 @@ def test_money_keeps_two_significant_digits_below_a_dollar() -> None:
 def test_item_sizes_follow_dynamodb_rules() -> None:
     # names and string values in UTF-8 bytes; numbers about half their digits
     assert cost._item_bytes({"SessionId": "abc", "SequenceNumber": 12}) == 3 + 9 + 3 + 14 + 2
+
+
+def test_only_writes_touching_the_index_attributes_are_charged_for_the_index() -> None:
+    from voicedev.cost import _writes_index
+
+    # Given the template's ByCallSid projection
+    # When a session is created, or its status moves, the index is written too
+    assert _writes_index("PutItem", {"Item": {}})
+    assert _writes_index("UpdateItem", {"UpdateExpression": "SET LatestStatus = :status"})
+    assert _writes_index(
+        "UpdateItem",
+        {"UpdateExpression": "SET #s = :s", "ExpressionAttributeNames": {"#s": "LatestSequenceNumber"}},
+    )
+    # But a recording or an outcome update writes the table alone
+    assert not _writes_index(
+        "UpdateItem",
+        {"UpdateExpression": "SET Recordings.#r = :r", "ExpressionAttributeNames": {"#r": "RE0123"}},
+    )
+    assert not _writes_index("UpdateItem", {"UpdateExpression": "SET ConnectAction = :a"})

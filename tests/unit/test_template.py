@@ -174,6 +174,12 @@ def test_events_table_keys_index_and_protection() -> None:
     # And the sessions of a call can be found by CallSid
     (index,) = props["GlobalSecondaryIndexes"]
     assert index["KeySchema"] == [{"AttributeName": "CallSid", "KeyType": "HASH"}]
+    # And the index shows what a listing of a call's sessions needs (and no more, so updates of
+    # recordings and outcomes do not write it too)
+    assert index["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["CreatedAt", "Flow", "FlowKind", "LatestStatus", "LatestSequenceNumber"],
+    }
     # And items expire by the attribute the code writes
     assert props["TimeToLiveSpecification"] == {"AttributeName": "ExpiresAt", "Enabled": True}
     assert SessionItem.model_fields["expires_at"].alias == "ExpiresAt"

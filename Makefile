@@ -21,7 +21,7 @@ export SAM_CLI_TELEMETRY ?= 0
 SAM_BUILD_FLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sam-cli test test-fast lint format local schema requirements validate-config build clean events simulate timeline cost
+.PHONY: help venv sam-cli test test-fast lint format local schema requirements validate-config build clean events simulate timeline cost bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -74,6 +74,19 @@ timeline: $(STAMP) ## Print what a session stored: make timeline ID=<session id 
 
 cost: $(STAMP) ## Measure a typical call in process and rewrite docs/cost.md's tables (ARGS="--calls 50")
 	$(BIN)/python -m voicedev.cost --write $(ARGS)
+
+# Never part of `make test`: it times things, so its figures belong to the machine that ran it.
+bench: $(STAMP) ## Time cold starts, warm requests, local load and package size against their floors; rewrites docs/benchmarks.md (BENCH_QUICK=1: smoke run, writes nothing)
+	$(BIN)/python -m voicedev.bench --write $(ARGS)
+
+.PHONY: reliability-report
+# The suite is part of `make test` (its slow part too); this runs it alone and turns its summary
+# (.pytest_cache/reliability-summary.json) into the figures of docs/reliability.md.
+# (The test that checks the document's figures block is left out of this run: the block is its output.)
+reliability-report: $(STAMP) ## Run the reliability suite, slow part included, and rewrite docs/reliability.md's figures
+	$(BIN)/pytest tests/reliability -q \
+	  --deselect tests/reliability/test_report.py::test_the_document_carries_figures_in_the_generated_form
+	$(BIN)/python -m tests.reliability.report --write docs/reliability.md
 
 schema: $(STAMP) ## Regenerate schema/flow-config.schema.json from the pydantic model
 	$(BIN)/python -m voice_webhooks.flow_config_cli --write-schema schema/flow-config.schema.json

@@ -646,6 +646,44 @@ def test_an_action_url_without_the_session_parameter_uses_the_call_sid_and_the_c
     assert item["ConnectAction"]["Flow"] == "assistant"
 
 
+def test_an_action_after_a_lost_connect_write_fills_in_the_calls_identity(aws, invoke) -> None:
+    # Given a call whose connect answered TwiML but whose session item write was lost
+    with dynamodb_failing("PutItem") as failed:
+        call = answer_call(invoke, FRONTLINE)
+    assert failed == ["PutItem"]
+    assert aws.items(call.session_id) == []
+
+    # When the session ends and Twilio requests the action URL
+    answer = post_action(invoke, call.action_url, call, "conversation-session-success")
+
+    # Then the caller gets the TwiML, and the session item names the call as connect would have
+    assert answer.verbs == ["Hangup"]
+    item = session_item(aws, call.session_id)
+    assert (item["CallSid"], item["AccountSid"], item["Flow"]) == (
+        call.call_sid,
+        DEV_ACCOUNT_SID,
+        "frontline",
+    )
+    fixture = params_of("conversation-session-success")
+    assert (item["From"], item["To"], item["Direction"]) == (
+        fixture["From"],
+        fixture["To"],
+        fixture["Direction"],
+    )
+
+
+def test_an_action_never_overwrites_the_identity_connect_recorded(aws, invoke) -> None:
+    # Given a session opened normally by connect
+    call = answer_call(invoke, FRONTLINE)
+
+    # When the action request carries different From/To values (as a forwarded leg may)
+    post_action(invoke, call.action_url, call, "conversation-session-success", From="+15550108888")
+
+    # Then what connect recorded stays
+    item = session_item(aws, call.session_id)
+    assert (item["From"], item["To"]) == (CALLER, FRONTLINE)
+
+
 def test_dynamodb_failing_to_record_the_request_still_answers_the_twiml(
     aws, invoke, capfd, monkeypatch
 ) -> None:

@@ -571,6 +571,12 @@ def _record(
             call_sid=request.model.call_sid,
             account_sid=request.model.account_sid,
             expires_at=expires_at(utc_now(), ttl_days),
+            identity={
+                "From": request.model.from_,
+                "To": request.model.to,
+                "Direction": request.model.direction,
+                "Flow": entry.get("Flow"),
+            },
         )
     except StorageError as exc:
         # The caller must never hear an application error because of our bookkeeping.

@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from botocore.config import Config
 
+from voice_webhooks import aws_clients
 from voice_webhooks.errors import DependencyUnavailable
 from voice_webhooks.observability import MetricName, count, logger
 from voice_webhooks.settings import Settings
@@ -58,7 +59,9 @@ def _secrets_provider() -> parameters.SecretsProvider:
     (tests and rotations rely on that)."""
     provider = DEFAULT_PROVIDERS.get("secrets")
     if provider is None:
-        provider = DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto_config=_SECRETS_CONFIG)
+        provider = DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(
+            boto_config=_SECRETS_CONFIG, boto3_session=aws_clients.session()
+        )
     return provider
 
 

@@ -1,7 +1,11 @@
 """boto3 clients, built on first use and cached (never at import time).
 
 boto3 reads AWS_ENDPOINT_URL itself, which is how the local mode points every client at the
-embedded moto server."""
+embedded moto server.
+
+Every client, Powertools Parameters' included (auth_tokens, flow_config_loader), comes from
+boto3's default session: each extra session loads botocore's data files and registers its
+handlers anew, which costs a cold start about 30 ms (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -21,14 +25,28 @@ _CONFIG = Config(
 )
 
 
+def session() -> Any:
+    """boto3's default session (the one `boto3.client()` uses), created on first use."""
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    return boto3.DEFAULT_SESSION
+
+
 @cache
 def dynamodb() -> Any:
-    return boto3.resource("dynamodb", config=_CONFIG)
+    return session().resource("dynamodb", config=_CONFIG)
+
+
+@cache
+def table(name: str) -> Any:
+    """The DynamoDB Table resource, made once per name: boto3 builds a new resource class for each
+    `Table()` call, which costs about a millisecond every time (docs/benchmarks.md)."""
+    return dynamodb().Table(name)
 
 
 @cache
 def sqs() -> Any:
-    return boto3.client("sqs", config=_CONFIG)
+    return session().client("sqs", config=_CONFIG)
 
 
 # The recording archiver has 60 s per batch: S3 parts of 8 MiB may take longer than a webhook's
@@ -38,10 +56,10 @@ _S3_CONFIG = Config(connect_timeout=2, read_timeout=15, retries={"mode": "standa
 
 @cache
 def s3() -> Any:
-    return boto3.client("s3", config=_S3_CONFIG)
+    return session().client("s3", config=_S3_CONFIG)
 
 
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints between cases)."""
-    for factory in (dynamodb, sqs, s3):
+    for factory in (dynamodb, table, sqs, s3):
         factory.cache_clear()

@@ -8,8 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from pydantic import ValidationError
 
+from voice_webhooks import aws_clients
 from voice_webhooks.errors import ConfigurationError
 from voice_webhooks.flow_config import FlowConfig, describe_errors
 from voice_webhooks.observability import logger, mask_phone
@@ -49,12 +51,21 @@ def _parsed(text: str, source: str) -> FlowConfig:
     return config
 
 
+def _ssm_provider() -> parameters.SSMProvider:
+    """Powertools' default SSM provider, created on first use from the shared boto3 session, and
+    registered as the default so that `parameters.clear_caches()` forgets it like any other."""
+    provider = DEFAULT_PROVIDERS.get("ssm")
+    if provider is None:
+        provider = DEFAULT_PROVIDERS["ssm"] = parameters.SSMProvider(boto3_session=aws_clients.session())
+    return provider
+
+
 def read_flow_config_text(source: str, max_age: int) -> str:
     if source.startswith(SSM_PREFIX):
         name = source.removeprefix(SSM_PREFIX)
         try:
             # decrypt: the document may be kept in a SecureString; harmless for a String.
-            return str(parameters.get_parameter(name, max_age=max_age, decrypt=True))
+            return str(_ssm_provider().get(name, max_age=max_age, decrypt=True))
         except parameters.exceptions.GetParameterError as exc:
             raise ConfigurationError(f"cannot read flow config {source}: {exc}") from exc
     try:

@@ -12,7 +12,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+# Subsegments for what these functions call: botocore (DynamoDB, SQS, S3, Secrets Manager, SSM).
+# Powertools' default, the X-Ray SDK's patch_all(), also patches requests, sqlite3 and the database
+# drivers, none of which is used here, and imports `requests` at every cold start to do so (about
+# 35 ms; docs/benchmarks.md). http.client stays unpatched, as patch_all() leaves it.
+TRACED_MODULES = ("botocore",)
+tracer = Tracer(patch_modules=TRACED_MODULES)
 
 __all__ = ["MetricName", "MetricUnit", "count", "logger", "mask_phone", "metrics", "tracer"]
 

@@ -178,14 +178,20 @@ def _queue_once(
         logger.error(
             "Recording not claimed for queueing: answering 5xx", extra={**fields, "reason": str(exc)}
         )
+        # The claim may have been applied with only its answer lost: left leased, it would turn
+        # Twilio's retries away (503) until the lease ends.
+        _release_quietly(store, session_id, sid, claim_id, fields)
         raise
     if not claimed:
         entry = (session.get("Recordings") or {}).get(sid) or {}
         if entry.get("QueuedAt"):
             return False
-        count(MetricName.RECORDING_QUEUE_BUSY)
-        logger.info("Recording being queued by another delivery: answering 503", extra=fields)
-        raise RecordingQueueBusy("recording is being queued by a concurrent delivery; retry")
+        # Our own claim id means our claim: the SDK's first attempt was applied, its answer lost,
+        # and the retry failed the condition on it.
+        if entry.get("QueueClaimId") != claim_id:
+            count(MetricName.RECORDING_QUEUE_BUSY)
+            logger.info("Recording being queued by another delivery: answering 503", extra=fields)
+            raise RecordingQueueBusy("recording is being queued by a concurrent delivery; retry")
 
     message = message_for(session_id, session, sid)
     try:
@@ -195,11 +201,7 @@ def _queue_once(
         logger.error(
             "Recording not queued: answering 5xx so Twilio retries", extra={**fields, "reason": str(exc)}
         )
-        try:
-            store.release_recording_claim(session_id, sid, claim_id=claim_id)
-        except StorageError as release_exc:
-            # The lease still ends with this invocation; the retry waits for it at worst.
-            logger.warning("Claim not released", extra={**fields, "reason": str(release_exc)})
+        _release_quietly(store, session_id, sid, claim_id, fields)
         raise
 
     count(MetricName.RECORDING_QUEUED)
@@ -218,3 +220,14 @@ def _queue_once(
         count(MetricName.RECORDING_MARK_FAILED)
         logger.error("Recording queued but the claim was lost before marking", extra=fields)
     return True
+
+
+def _release_quietly(
+    store: SessionStore, session_id: str, sid: str, claim_id: str, fields: dict[str, str]
+) -> None:
+    """Give our claim back (a no-op when it was never taken), so that the retry need not wait."""
+    try:
+        store.release_recording_claim(session_id, sid, claim_id=claim_id)
+    except StorageError as exc:
+        # The lease still ends with this invocation; the retry waits for it at worst.
+        logger.warning("Claim not released", extra={**fields, "reason": str(exc)})

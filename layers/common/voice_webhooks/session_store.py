@@ -14,7 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from voice_webhooks.aws_clients import dynamodb
+from voice_webhooks.aws_clients import table
 from voice_webhooks.errors import StorageError
 
 SESSION_SEQUENCE = 0
@@ -55,7 +55,7 @@ class SessionStore:
 
     @property
     def _table(self) -> Any:
-        return dynamodb().Table(self.table_name)
+        return table(self.table_name)
 
     def create_session(self, item: SessionItem) -> None:
         """Write the session item once; a second write for the same session is a no-op."""
@@ -361,26 +361,36 @@ class SessionStore:
         call_sid: str,
         account_sid: str,
         expires_at: int,
+        identity: Mapping[str, str | None] | None = None,
     ) -> dict[str, Any] | None:
         """Store an action request's entry under `attribute` (ConnectAction, DialAction,
         RecordAction, OtherAction) once: the first delivery wins. Returns None when this call
-        wrote it; otherwise the entry already stored (the caller compares fingerprints). Creates a
-        partial session item, identified by call, when the connect handler's write is missing."""
+        wrote it; otherwise the entry already stored (the caller compares fingerprints).
+
+        The connect handler answers TwiML even when its session write fails, so the action request
+        (which carries the same call identity) fills in what is missing: CallSid, AccountSid and
+        `identity` (From, To, Direction, Flow) are set only where the item has none."""
+        known = {name: value for name, value in (identity or {}).items() if value}
+        fill = "".join(f", #id{i} = if_not_exists(#id{i}, :id{i})" for i in range(len(known)))
         try:
             self._table.update_item(
                 Key=self._session_key(session_id),
                 UpdateExpression=(
                     "SET #action = :entry, CallSid = if_not_exists(CallSid, :call), "
                     "AccountSid = if_not_exists(AccountSid, :account), "
-                    "ExpiresAt = if_not_exists(ExpiresAt, :expires)"
+                    "ExpiresAt = if_not_exists(ExpiresAt, :expires)" + fill
                 ),
                 ConditionExpression="attribute_not_exists(#action)",
-                ExpressionAttributeNames={"#action": attribute},
+                ExpressionAttributeNames={
+                    "#action": attribute,
+                    **{f"#id{i}": name for i, name in enumerate(known)},
+                },
                 ExpressionAttributeValues={
                     ":entry": {name: value for name, value in entry.items() if value is not None},
                     ":call": call_sid,
                     ":account": account_sid,
                     ":expires": expires_at,
+                    **{f":id{i}": value for i, value in enumerate(known.values())},
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )

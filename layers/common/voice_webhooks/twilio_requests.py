@@ -145,7 +145,9 @@ OpenRecordingStatus = Annotated[RecordingStatus | NonEmptyStr, _LEFT_TO_RIGHT]
 class TwilioCallback(BaseModel):
     """Fields common to every Twilio voice request. Extra fields are kept."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    # defer_build: each function validates one or two of these models; building the validators
+    # of all of them at import would cost every cold start (docs/benchmarks.md).
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, defer_build=True)
 
     account_sid: AccountSid = Field(alias="AccountSid")
     call_sid: CallSid | None = Field(None, alias="CallSid")

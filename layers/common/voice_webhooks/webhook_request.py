@@ -55,9 +55,14 @@ class FormParams(dict[str, str]):
     def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
         self.pairs = tuple(pairs)
         super().__init__(self.pairs)
+        # The validator asks for every name's values, twice per request: grouped once here rather
+        # than a scan of all pairs per name (quadratic in the number of parameters).
+        self._values: dict[str, list[str]] = {}
+        for key, value in self.pairs:
+            self._values.setdefault(key, []).append(value)
 
     def getlist(self, name: str) -> list[str]:
-        return [value for key, value in self.pairs if key == name]
+        return list(self._values.get(name, ()))
 
     def repeated_names(self) -> list[str]:
         """Names sent more than once with different values (ambiguous input)."""

@@ -1,0 +1,3 @@
+from voicedev.bench.cli import main
+
+main()

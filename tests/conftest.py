@@ -11,6 +11,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "TwilioVoiceWebhooksTest")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
 
 import importlib.util
+import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ from voice_webhooks.flow_config_loader import _parsed
 from voice_webhooks.settings import get_settings
 from voicedev import template_resources
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+
+from tests.support import Calls
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = ROOT / "events"
@@ -159,3 +162,29 @@ def invoke(lambda_context: FakeLambdaContext) -> Any:
         return dict(loaded[function].lambda_handler(event, lambda_context))
 
     return _invoke
+
+
+@pytest.fixture
+def aws_calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """Every AWS API call made from now on, as (service, operation)."""
+    from botocore.client import BaseClient
+
+    calls: Calls = []
+    original = BaseClient._make_api_call
+
+    def recording(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        calls.append((self.meta.service_model.service_name, operation_name))
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    return calls
+
+
+@pytest.fixture
+def log_output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """What the Powertools logger writes (the JSON lines CloudWatch would get)."""
+    from voice_webhooks.observability import logger
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", buffer)
+    return buffer

@@ -4,7 +4,6 @@ emitted (EMF metrics, JSON logs), and make an AWS call fail the way a real outag
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 from collections import Counter
@@ -22,6 +21,8 @@ from moto.core.botocore_stubber import MockRawResponse
 from voice_webhooks.observability import logger
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, SAMPLE_API_DOMAIN, http_api_event, random_sid
 
+from tests.support import body_text, emitted_metrics
+
 FIXTURES = Path(__file__).parent / "fixtures"
 BASE_URL = f"https://{SAMPLE_API_DOMAIN}"
 FRONTLINE_NUMBER = "+15550100001"  # config/flows.example.json: a conversation flow that records
@@ -31,11 +32,6 @@ Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 def fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-def body_text(response: Mapping[str, Any]) -> str:
-    text = str(response.get("body") or "")
-    return base64.b64decode(text).decode() if response.get("isBase64Encoded") else text
 
 
 @dataclass(frozen=True)
@@ -99,13 +95,8 @@ class Output:
 
     def read(self) -> Emitted:
         """Everything emitted since the previous read."""
-        metrics: Counter[str] = Counter()
-        for line in self.capfd.readouterr().out.splitlines():
-            if line.startswith("{") and "_aws" in line:
-                document = json.loads(line)
-                for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                    value = document[metric["Name"]]
-                    metrics[metric["Name"]] += int(sum(value) if isinstance(value, list) else value)
+        totals = emitted_metrics(self.capfd.readouterr().out)
+        metrics: Counter[str] = Counter({name: int(total) for name, total in totals.items()})
         text = self.buffer.getvalue()
         logs = [json.loads(line) for line in text[self.read_to :].splitlines() if line.startswith("{")]
         self.read_to = len(text)

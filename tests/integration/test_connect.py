@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from voice_webhooks.observability import logger, mask_phone
+from voice_webhooks.observability import mask_phone
 from voice_webhooks.settings import DEFAULT_CONNECTION_OVERRIDES
 from voicedev.sample_events import (
     CALLER,
@@ -29,55 +29,12 @@ from voicedev.sample_events import (
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, SAMPLE_API_DOMAIN, http_api_event, random_sid, sign
 
 from tests.conftest import EXAMPLE_FLOWS, reset_caches
+from tests.support import Calls, body_text, emitted_metrics
 
 BASE = f"https://{SAMPLE_API_DOMAIN}"
 CONNECT_URL = f"{BASE}/voice/connect"
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
-Calls = list[tuple[str, str]]
-
-
 # --- helpers -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def aws_calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    """Every AWS API call made from now on, as (service, operation)."""
-    calls: Calls = []
-    original = BaseClient._make_api_call
-
-    def recording(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-        calls.append((self.meta.service_model.service_name, operation_name))
-        return original(self, operation_name, api_params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    return calls
-
-
-@pytest.fixture
-def log_output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
-    """What the Powertools logger writes (the JSON lines CloudWatch would get)."""
-    buffer = io.StringIO()
-    monkeypatch.setattr(logger.registered_handler, "stream", buffer)
-    return buffer
-
-
-def emitted_metrics(stdout: str) -> dict[str, float]:
-    """Metric name -> total, from the EMF documents Powertools prints."""
-    totals: dict[str, float] = {}
-    for line in stdout.splitlines():
-        if line.startswith('{"_aws"'):
-            document = json.loads(line)
-            for directive in document["_aws"]["CloudWatchMetrics"]:
-                for metric in directive["Metrics"]:
-                    values = document[metric["Name"]]
-                    total = sum(values) if isinstance(values, list) else values
-                    totals[metric["Name"]] = totals.get(metric["Name"], 0) + total
-    return totals
-
-
-def body_text(response: dict[str, Any]) -> str:
-    text = str(response.get("body") or "")
-    return base64.b64decode(text).decode() if response.get("isBase64Encoded") else text
 
 
 def twiml(response: dict[str, Any]) -> ElementTree.Element:

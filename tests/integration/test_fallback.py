@@ -4,7 +4,6 @@ every route, touches no other dependency, and answers even when the auth token c
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 from collections.abc import Callable
@@ -12,58 +11,17 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
-from botocore.client import BaseClient
 from voice_webhooks.fallback import APOLOGY
-from voice_webhooks.observability import logger
 from voicedev.sample_events import CALLER, call_params
 from voicedev.twilio_signing import SAMPLE_API_DOMAIN, http_api_event, sign
 
 from tests.conftest import reset_caches
+from tests.support import Calls, body_text, emitted_metrics
 
 FALLBACK_URL = f"https://{SAMPLE_API_DOMAIN}/voice/fallback"
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
-Calls = list[tuple[str, str]]
 # What Twilio adds when it calls the fallback URL: why the voice URL failed.
 FALLBACK_PARAMS = call_params(ErrorCode="11200", ErrorUrl=f"https://{SAMPLE_API_DOMAIN}/voice/connect")
-
-
-@pytest.fixture
-def aws_calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    """Every AWS API call made from now on, as (service, operation)."""
-    calls: Calls = []
-    original = BaseClient._make_api_call
-
-    def recording(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-        calls.append((self.meta.service_model.service_name, operation_name))
-        return original(self, operation_name, api_params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    return calls
-
-
-@pytest.fixture
-def log_output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
-    buffer = io.StringIO()
-    monkeypatch.setattr(logger.registered_handler, "stream", buffer)
-    return buffer
-
-
-def emitted_metrics(stdout: str) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for line in stdout.splitlines():
-        if line.startswith('{"_aws"'):
-            document = json.loads(line)
-            for directive in document["_aws"]["CloudWatchMetrics"]:
-                for metric in directive["Metrics"]:
-                    values = document[metric["Name"]]
-                    total = sum(values) if isinstance(values, list) else values
-                    totals[metric["Name"]] = totals.get(metric["Name"], 0) + total
-    return totals
-
-
-def body_text(response: dict[str, Any]) -> str:
-    text = str(response.get("body") or "")
-    return base64.b64decode(text).decode() if response.get("isBase64Encoded") else text
 
 
 def fallback_event(params: Any = FALLBACK_PARAMS, **kwargs: Any) -> dict[str, Any]:

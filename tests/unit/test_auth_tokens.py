@@ -9,54 +9,16 @@ import time
 from typing import Any
 
 import pytest
-from botocore.client import BaseClient
 from voice_webhooks.auth_tokens import AuthTokens, load_auth_tokens, parse_secret
 from voice_webhooks.errors import ConfigurationError, DependencyUnavailable
-from voice_webhooks.observability import logger, metrics
+from voice_webhooks.observability import metrics
 from voice_webhooks.settings import get_settings
 
 from tests.conftest import reset_caches
+from tests.support import emitted_metrics
 
 PRIMARY = "tok_primary_7f3a9c1e5b2d4f60"
 SECONDARY = "tok_secondary_0a1b2c3d4e5f6789"
-
-
-@pytest.fixture
-def aws_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Every AWS API call made from now on, as (service, operation)."""
-    calls: list[tuple[str, str]] = []
-    original = BaseClient._make_api_call
-
-    def recording(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-        calls.append((self.meta.service_model.service_name, operation_name))
-        return original(self, operation_name, api_params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    return calls
-
-
-@pytest.fixture
-def log_output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
-    """What the Powertools logger writes (the JSON lines CloudWatch would get)."""
-    buffer = io.StringIO()
-    monkeypatch.setattr(logger.registered_handler, "stream", buffer)
-    return buffer
-
-
-def emitted_metrics(stdout: str) -> dict[str, float]:
-    """Metric name -> total, from the EMF documents Powertools prints."""
-    totals: dict[str, float] = {}
-    for line in stdout.splitlines():
-        if not line.startswith('{"_aws"'):
-            continue
-        document = json.loads(line)
-        for directive in document["_aws"]["CloudWatchMetrics"]:
-            for metric in directive["Metrics"]:
-                values = document[metric["Name"]]
-                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(
-                    values if isinstance(values, list) else [values]
-                )
-    return totals
 
 
 def secret_gets(calls: list[tuple[str, str]]) -> int:

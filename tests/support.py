@@ -1,0 +1,33 @@
+"""Helpers shared by the test layers: reading what a handler answered and what it emitted."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
+
+Calls = list[tuple[str, str]]
+"""AWS API calls as (service, operation), recorded by the `aws_calls` fixture."""
+
+
+def body_text(response: Mapping[str, Any]) -> str:
+    """An API Gateway response's body as text, decoded when the handler base64-encoded it."""
+    text = str(response.get("body") or "")
+    return base64.b64decode(text).decode() if response.get("isBase64Encoded") else text
+
+
+def emitted_metrics(stdout: str) -> dict[str, float]:
+    """Metric name -> total, from the EMF documents Powertools prints to stdout."""
+    totals: dict[str, float] = {}
+    for line in stdout.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                values = document[metric["Name"]]
+                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(
+                    values if isinstance(values, list) else [values]
+                )
+    return totals

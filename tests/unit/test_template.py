@@ -327,6 +327,8 @@ def test_globals_run_python_3_13_on_arm64_with_tracing_and_powertools() -> None:
     variables = function_globals["Environment"]["Variables"]
     for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"):
         assert variables.get(name), name
+    # And traces never record a handler's answer (TwiML can hold a dialled phone number)
+    assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
     # No function opts out of the shared runtime.
     for name, props in FUNCTIONS.items():
         overridden = {"Runtime", "Architectures", "Tracing", "Layers"} & set(props)

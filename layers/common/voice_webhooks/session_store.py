@@ -191,62 +191,44 @@ class SessionStore:
             f"(NOT (Recordings.#sid.#status IN ({', '.join(placeholders)})) "
             "AND Recordings.#sid.#status <> :status)"
         )
-        try:
-            response = self._table.update_item(
-                Key=self._session_key(session_id),
-                UpdateExpression="SET Recordings.#sid = :entry",
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#sid": recording_sid, "#status": "Status"},
-                ExpressionAttributeValues={":entry": dict(entry), ":status": entry["Status"], **placeholders},
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if not _condition_failed(exc):
-                raise _storage_error("advance recording", exc) from exc
-            return False, _old_item(exc) or self._get(session_id, SESSION_SEQUENCE) or {}
-        except BotoCoreError as exc:
-            raise _storage_error("advance recording", exc) from exc
-        return True, dict(response.get("Attributes") or {})
+        return self._update_session_item(
+            "advance recording",
+            session_id,
+            UpdateExpression="SET Recordings.#sid = :entry",
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#sid": recording_sid, "#status": "Status"},
+            ExpressionAttributeValues={":entry": dict(entry), ":status": entry["Status"], **placeholders},
+        )
 
     def claim_recording_delivery(
         self, session_id: str, recording_sid: str, *, claim_id: str, now_ms: int, lease_until_ms: int
     ) -> tuple[bool, dict[str, Any]]:
         """Take the exclusive right to queue a completed, not yet queued recording until
         `lease_until_ms`. Returns (claimed, the session item after the attempt)."""
-        try:
-            response = self._table.update_item(
-                Key=self._session_key(session_id),
-                UpdateExpression=(
-                    "SET Recordings.#sid.QueueClaimId = :claim, "
-                    "Recordings.#sid.QueueLeaseUntil = :until, "
-                    "Recordings.#sid.QueueAttempts = "
-                    "if_not_exists(Recordings.#sid.QueueAttempts, :zero) + :one"
-                ),
-                ConditionExpression=(
-                    "Recordings.#sid.#status = :completed AND attribute_not_exists(Recordings.#sid.QueuedAt) "
-                    "AND (attribute_not_exists(Recordings.#sid.QueueLeaseUntil) "
-                    "OR Recordings.#sid.QueueLeaseUntil < :now)"
-                ),
-                ExpressionAttributeNames={"#sid": recording_sid, "#status": "Status"},
-                ExpressionAttributeValues={
-                    ":claim": claim_id,
-                    ":until": lease_until_ms,
-                    ":now": now_ms,
-                    ":zero": 0,
-                    ":one": 1,
-                    ":completed": "completed",
-                },
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if not _condition_failed(exc):
-                raise _storage_error("claim recording delivery", exc) from exc
-            return False, _old_item(exc) or self._get(session_id, SESSION_SEQUENCE) or {}
-        except BotoCoreError as exc:
-            raise _storage_error("claim recording delivery", exc) from exc
-        return True, dict(response.get("Attributes") or {})
+        return self._update_session_item(
+            "claim recording delivery",
+            session_id,
+            UpdateExpression=(
+                "SET Recordings.#sid.QueueClaimId = :claim, "
+                "Recordings.#sid.QueueLeaseUntil = :until, "
+                "Recordings.#sid.QueueAttempts = "
+                "if_not_exists(Recordings.#sid.QueueAttempts, :zero) + :one"
+            ),
+            ConditionExpression=(
+                "Recordings.#sid.#status = :completed AND attribute_not_exists(Recordings.#sid.QueuedAt) "
+                "AND (attribute_not_exists(Recordings.#sid.QueueLeaseUntil) "
+                "OR Recordings.#sid.QueueLeaseUntil < :now)"
+            ),
+            ExpressionAttributeNames={"#sid": recording_sid, "#status": "Status"},
+            ExpressionAttributeValues={
+                ":claim": claim_id,
+                ":until": lease_until_ms,
+                ":now": now_ms,
+                ":zero": 0,
+                ":one": 1,
+                ":completed": "completed",
+            },
+        )
 
     def release_recording_claim(self, session_id: str, recording_sid: str, *, claim_id: str) -> None:
         """Give the claim back after a failed send so that the retry need not wait for the lease."""
@@ -268,26 +250,21 @@ class SessionStore:
         self, session_id: str, recording_sid: str, *, claim_id: str, queued_at: str, message_id: str
     ) -> bool:
         """Record the sent message under our claim. False if the claim was lost meanwhile."""
-        try:
-            self._table.update_item(
-                Key=self._session_key(session_id),
-                UpdateExpression=(
-                    "SET Recordings.#sid.QueuedAt = :at, Recordings.#sid.QueueMessageId = :message "
-                    "REMOVE Recordings.#sid.QueueLeaseUntil"
-                ),
-                ConditionExpression=(
-                    "Recordings.#sid.QueueClaimId = :claim AND attribute_not_exists(Recordings.#sid.QueuedAt)"
-                ),
-                ExpressionAttributeNames={"#sid": recording_sid},
-                ExpressionAttributeValues={":claim": claim_id, ":at": queued_at, ":message": message_id},
-            )
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise _storage_error("mark recording queued", exc) from exc
-        except BotoCoreError as exc:
-            raise _storage_error("mark recording queued", exc) from exc
-        return True
+        applied, _ = self._update_session_item(
+            "mark recording queued",
+            session_id,
+            UpdateExpression=(
+                "SET Recordings.#sid.QueuedAt = :at, Recordings.#sid.QueueMessageId = :message "
+                "REMOVE Recordings.#sid.QueueLeaseUntil"
+            ),
+            ConditionExpression=(
+                "Recordings.#sid.QueueClaimId = :claim AND attribute_not_exists(Recordings.#sid.QueuedAt)"
+            ),
+            ExpressionAttributeNames={"#sid": recording_sid},
+            ExpressionAttributeValues={":claim": claim_id, ":at": queued_at, ":message": message_id},
+            read_on_conflict=False,
+        )
+        return applied
 
     # The recording archiver (the reference RecordingsQueue consumer).
 
@@ -320,21 +297,37 @@ class SessionStore:
     def _update_recording(
         self, session_id: str, recording_sid: str, expression: str, values: dict[str, Any], *, action: str
     ) -> bool:
+        applied, _ = self._update_session_item(
+            action,
+            session_id,
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(Recordings.#sid)",
+            ExpressionAttributeNames={"#sid": recording_sid},
+            ExpressionAttributeValues=values,
+            read_on_conflict=False,
+        )
+        return applied
+
+    def _update_session_item(
+        self, action: str, session_id: str, *, read_on_conflict: bool = True, **update: Any
+    ) -> tuple[bool, dict[str, Any]]:
+        """One conditional UpdateItem on the session item. Returns (True, the item after it) when
+        applied; (False, the item as it stood) when its condition failed, from DynamoDB's ALL_OLD
+        answer or else a consistent read (both skipped with `read_on_conflict=False`). Any other
+        failure is a StorageError, so the route answers 5xx and Twilio retries."""
+        if read_on_conflict:
+            update = {"ReturnValues": "ALL_NEW", "ReturnValuesOnConditionCheckFailure": "ALL_OLD", **update}
         try:
-            self._table.update_item(
-                Key=self._session_key(session_id),
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(Recordings.#sid)",
-                ExpressionAttributeNames={"#sid": recording_sid},
-                ExpressionAttributeValues=values,
-            )
+            response = self._table.update_item(Key=self._session_key(session_id), **update)
         except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise _storage_error(action, exc) from exc
+            if not _condition_failed(exc):
+                raise _storage_error(action, exc) from exc
+            if not read_on_conflict:
+                return False, {}
+            return False, _old_item(exc) or self._get(session_id, SESSION_SEQUENCE) or {}
         except BotoCoreError as exc:
             raise _storage_error(action, exc) from exc
-        return True
+        return True, dict(response.get("Attributes") or {})
 
     @staticmethod
     def _session_key(session_id: str) -> dict[str, Any]:

@@ -89,7 +89,7 @@ reliability-report: $(STAMP) ## Run the reliability suite, slow part included, a
 	$(BIN)/python -m tests.reliability.report --write docs/reliability.md
 
 schema: $(STAMP) ## Regenerate schema/flow-config.schema.json from the pydantic model
-	$(BIN)/python -m voice_webhooks.flow_config_cli --write-schema schema/flow-config.schema.json
+	$(BIN)/python -m voicedev.flow_config_cli --write-schema schema/flow-config.schema.json
 
 events: $(STAMP) ## Regenerate the signed sample events in events/ (sam local invoke -e events/<name>.json)
 	$(BIN)/python -m voicedev.sample_events

@@ -21,9 +21,9 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
-from voice_webhooks.aws_clients import reset_clients
-from voice_webhooks.flow_config_loader import _parsed
-from voice_webhooks.settings import get_settings
+from voice_webhooks.flows.loader import _parsed
+from voice_webhooks.runtime.aws_clients import reset_clients
+from voice_webhooks.runtime.settings import get_settings
 from voicedev import template_resources
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
@@ -183,7 +183,7 @@ def aws_calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 @pytest.fixture
 def log_output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """What the Powertools logger writes (the JSON lines CloudWatch would get)."""
-    from voice_webhooks.observability import logger
+    from voice_webhooks.runtime.observability import logger
 
     buffer = io.StringIO()
     monkeypatch.setattr(logger.registered_handler, "stream", buffer)

@@ -581,9 +581,9 @@ def _measure(calls: int) -> Measured:
     recording_bytes = 0
     with mock_aws(), FakeMediaHost(auth_token=DEV_AUTH_TOKEN) as media:
         from aws_lambda_powertools.utilities import parameters
-        from voice_webhooks.aws_clients import reset_clients
-        from voice_webhooks.observability import logger
-        from voice_webhooks.settings import get_settings
+        from voice_webhooks.runtime.aws_clients import reset_clients
+        from voice_webhooks.runtime.observability import logger
+        from voice_webhooks.runtime.settings import get_settings
 
         from voicedev import template_resources
 

@@ -208,7 +208,7 @@ class LocalMode:
     def _check_flow_config(self) -> str:
         """Fail at start, naming the fields, rather than on the first call."""
         from voice_webhooks.errors import ConfigurationError
-        from voice_webhooks.flow_config_loader import parse_flow_config
+        from voice_webhooks.flows.loader import parse_flow_config
 
         path = self.settings.flow_config
         shown = _display_path(path)
@@ -237,7 +237,7 @@ class LocalMode:
             self.route_statuses.append(RouteStatus(route, url, problems[route.function.name]))
 
     def _note_routes_missing_from_template(self) -> None:
-        from voice_webhooks import routes
+        from voice_webhooks.edge import routes
 
         served = {route.path for route in self.api.routes}
         missing = [path for path in routes.ALL if path not in served]
@@ -321,8 +321,8 @@ def _dev_account() -> str:
 def _reset_handler_caches() -> None:
     """Cached settings, clients and secrets belong to the environment they were made in."""
     from aws_lambda_powertools.utilities import parameters
-    from voice_webhooks.aws_clients import reset_clients
-    from voice_webhooks.settings import get_settings
+    from voice_webhooks.runtime.aws_clients import reset_clients
+    from voice_webhooks.runtime.settings import get_settings
 
     get_settings.cache_clear()
     reset_clients()

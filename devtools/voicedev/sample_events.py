@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from voice_webhooks import routes
-from voice_webhooks.public_urls import SESSION_PARAM
+from voice_webhooks.edge import routes
+from voice_webhooks.edge.public_urls import SESSION_PARAM
 
 from voicedev.twilio_signing import (
     DEV_ACCOUNT_SID,
@@ -488,7 +488,7 @@ ENV_PLACEHOLDERS: dict[str, str] = {
 def sample_session_item(case: SampleCase, flow_kind: str, now: datetime | None = None) -> dict[str, Any]:
     """The session item (SequenceNumber 0) the connect webhook would have written for the call a
     callback case belongs to."""
-    from voice_webhooks.session_store import SessionItem, expires_at
+    from voice_webhooks.storage.session_store import SessionItem, expires_at
 
     if case.session_flow is None:
         raise ValueError(f"case {case.name} declares no session_flow")

@@ -6,13 +6,13 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from voice_webhooks import routes
-from voice_webhooks.action_routing import answer_action
-from voice_webhooks.flow_config_loader import load_flow_config
-from voice_webhooks.http_app import ANY_METHOD, current_webhook, twiml_response, webhook_app
-from voice_webhooks.observability import logger, metrics, tracer
-from voice_webhooks.session_store import SessionStore
-from voice_webhooks.settings import get_settings
+from voice_webhooks.calls.action_routing import answer_action
+from voice_webhooks.edge import routes
+from voice_webhooks.edge.resolver import ANY_METHOD, current_webhook, twiml_response, webhook_app
+from voice_webhooks.flows.loader import load_flow_config
+from voice_webhooks.runtime.observability import logger, metrics, tracer
+from voice_webhooks.runtime.settings import get_settings
+from voice_webhooks.storage.session_store import SessionStore
 
 app = webhook_app()
 

@@ -7,10 +7,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from voice_webhooks import routes
-from voice_webhooks.fallback import apology_twiml
-from voice_webhooks.http_app import ANY_METHOD, current_webhook, twiml_response, webhook_app
-from voice_webhooks.observability import MetricName, count, logger, metrics, tracer
+from voice_webhooks.edge import routes
+from voice_webhooks.edge.resolver import ANY_METHOD, current_webhook, twiml_response, webhook_app
+from voice_webhooks.runtime.observability import MetricName, count, logger, metrics, tracer
+from voice_webhooks.twiml.fallback import apology_twiml
 
 
 def apology() -> Response[str]:

@@ -6,15 +6,15 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from voice_webhooks import routes
-from voice_webhooks.http_app import ANY_METHOD, current_webhook, empty_response, webhook_app
-from voice_webhooks.observability import logger, metrics, tracer
-from voice_webhooks.recording_queue import RecordingPublisher
-from voice_webhooks.recordings import handle_recording_callback
-from voice_webhooks.session_store import SessionStore
-from voice_webhooks.settings import get_settings
-from voice_webhooks.status_events import callback_session_id
-from voice_webhooks.twilio_requests import RecordingStatusCallback, parse_params
+from voice_webhooks.callbacks.models import RecordingStatusCallback, parse_params
+from voice_webhooks.callbacks.recordings import handle_recording_callback
+from voice_webhooks.callbacks.status import callback_session_id
+from voice_webhooks.edge import routes
+from voice_webhooks.edge.resolver import ANY_METHOD, current_webhook, empty_response, webhook_app
+from voice_webhooks.queues.recording_messages import RecordingPublisher
+from voice_webhooks.runtime.observability import logger, metrics, tracer
+from voice_webhooks.runtime.settings import get_settings
+from voice_webhooks.storage.session_store import SessionStore
 
 app = webhook_app()
 

@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
 import pytest
-from voice_webhooks.flow_config import ConversationFlow, RelayFlow
-from voice_webhooks.flow_config_loader import parse_flow_config
+from voice_webhooks.flows.loader import parse_flow_config
+from voice_webhooks.flows.model import ConversationFlow, RelayFlow
 from voicedev.emulator.engine import CallResult, EmulatorConfig, run_call
 from voicedev.emulator.scenarios import SCENARIOS, Line, Scenario, get
 from voicedev.emulator.timeline import AwsLocation, SessionTimeline, TimelineReader

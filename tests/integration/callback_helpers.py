@@ -18,7 +18,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from moto.core.botocore_stubber import MockRawResponse
-from voice_webhooks.observability import logger
+from voice_webhooks.runtime.observability import logger
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, SAMPLE_API_DOMAIN, http_api_event, random_sid
 
 from tests.support import body_text, emitted_metrics

@@ -15,8 +15,9 @@ from xml.etree import ElementTree
 import pytest
 from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import MockRawResponse
-from voice_webhooks import aws_clients, routes
-from voice_webhooks.flow_outcomes import APOLOGY, VOICEMAIL_PROMPT
+from voice_webhooks.edge import routes
+from voice_webhooks.flows.outcomes import APOLOGY, VOICEMAIL_PROMPT
+from voice_webhooks.runtime import aws_clients
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, http_api_event, random_sid
 
 from tests.integration.callback_helpers import BASE_URL, Output, body_text

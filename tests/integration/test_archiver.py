@@ -19,7 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
-from voice_webhooks import aws_clients
+from voice_webhooks.runtime import aws_clients
 from voicedev import template_resources
 from voicedev.local_archiver import FakeMediaHost, LocalArchiver, sqs_event
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, random_sid

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from voice_webhooks.recording_download import (
+from voice_webhooks.archiver.download import (
     BasicCredentials,
     MediaClient,
     MediaHostRefused,

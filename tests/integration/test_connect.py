@@ -16,8 +16,8 @@ from xml.etree import ElementTree
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from voice_webhooks.observability import mask_phone
-from voice_webhooks.settings import DEFAULT_CONNECTION_OVERRIDES
+from voice_webhooks.runtime.observability import mask_phone
+from voice_webhooks.runtime.settings import DEFAULT_CONNECTION_OVERRIDES
 from voicedev.sample_events import (
     CALLER,
     CONVERSATION_NUMBER,

@@ -11,7 +11,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
-from voice_webhooks.fallback import APOLOGY
+from voice_webhooks.twiml.fallback import APOLOGY
 from voicedev.sample_events import CALLER, call_params
 from voicedev.twilio_signing import SAMPLE_API_DOMAIN, http_api_event, sign
 

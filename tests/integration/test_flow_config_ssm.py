@@ -13,9 +13,9 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.flow_config_loader import load_flow_config
-from voice_webhooks.observability import logger
-from voice_webhooks.settings import get_settings
+from voice_webhooks.flows.loader import load_flow_config
+from voice_webhooks.runtime.observability import logger
+from voice_webhooks.runtime.settings import get_settings
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, SAMPLE_API_DOMAIN, http_api_event, random_sid
 
 ROOT = Path(__file__).resolve().parents[2]

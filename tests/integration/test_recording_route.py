@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 import pytest
-from voice_webhooks import aws_clients, routes
-from voice_webhooks.recording_queue import SCHEMA
+from voice_webhooks.edge import routes
+from voice_webhooks.queues.recording_messages import SCHEMA
+from voice_webhooks.runtime import aws_clients
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, http_api_event, random_sid
 
 from tests.integration.callback_helpers import (

@@ -7,7 +7,8 @@ import random
 from typing import Any
 
 import pytest
-from voice_webhooks import aws_clients, routes
+from voice_webhooks.edge import routes
+from voice_webhooks.runtime import aws_clients
 from voicedev.twilio_signing import http_api_event, random_sid
 
 from tests.integration.callback_helpers import (

@@ -33,7 +33,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.client import BaseClient
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from moto.core.botocore_stubber import MockRawResponse
-from voice_webhooks import routes
+from voice_webhooks.edge import routes
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, SAMPLE_API_DOMAIN, http_api_event
 
 from tests.conftest import ROOT, FakeLambdaContext

@@ -12,7 +12,7 @@ from email.utils import format_datetime
 from functools import cache
 from typing import Any
 
-from voice_webhooks import routes
+from voice_webhooks.edge import routes
 
 from tests.conftest import ROOT
 from tests.reliability.harness import Callback

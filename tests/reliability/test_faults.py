@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from voice_webhooks import routes
-from voice_webhooks.action_routing import ACTION_ATTRIBUTES, classify
+from voice_webhooks.calls.action_routing import ACTION_ATTRIBUTES, classify
+from voice_webhooks.edge import routes
 from voicedev.twilio_signing import http_api_event
 
 from tests.reliability.conftest import Moto

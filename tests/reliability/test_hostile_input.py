@@ -23,7 +23,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
-from voice_webhooks import routes
+from voice_webhooks.edge import routes
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, SAMPLE_API_DOMAIN, random_sid, sign
 
 from tests.reliability.conftest import RELIABILITY, Moto

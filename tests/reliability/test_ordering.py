@@ -28,7 +28,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from voice_webhooks import routes
+from voice_webhooks.edge import routes
 
 from tests.reliability.conftest import RELIABILITY, Moto
 from tests.reliability.harness import (

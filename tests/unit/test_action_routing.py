@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from voice_webhooks.action_routing import (
+from voice_webhooks.calls.action_routing import (
     MAX_HANDOFF_BYTES,
     ActionRequest,
     Step,
@@ -17,10 +17,10 @@ from voice_webhooks.action_routing import (
     parse_handoff,
     read_action_request,
 )
-from voice_webhooks.flow_config import ConversationFlow, RelayFlow
-from voice_webhooks.flow_outcomes import APOLOGY, VOICEMAIL_THANKS
-from voice_webhooks.twiml_action import DialTarget, EmptyResponse, HangUp, TakeVoicemail, Transcription
-from voice_webhooks.webhook_request import FormParams, WebhookRequest
+from voice_webhooks.edge.request import FormParams, WebhookRequest
+from voice_webhooks.flows.model import ConversationFlow, RelayFlow
+from voice_webhooks.flows.outcomes import APOLOGY, VOICEMAIL_THANKS
+from voice_webhooks.twiml.action import DialTarget, EmptyResponse, HangUp, TakeVoicemail, Transcription
 
 ACCOUNT = "AC" + "0" * 32
 CALL = "CA" + "1" * 32

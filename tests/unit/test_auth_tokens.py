@@ -9,10 +9,10 @@ import time
 from typing import Any
 
 import pytest
-from voice_webhooks.auth_tokens import AuthTokens, load_auth_tokens, parse_secret
+from voice_webhooks.edge.auth_tokens import AuthTokens, load_auth_tokens, parse_secret
 from voice_webhooks.errors import ConfigurationError, DependencyUnavailable
-from voice_webhooks.observability import metrics
-from voice_webhooks.settings import get_settings
+from voice_webhooks.runtime.observability import metrics
+from voice_webhooks.runtime.settings import get_settings
 
 from tests.conftest import reset_caches
 from tests.support import emitted_metrics

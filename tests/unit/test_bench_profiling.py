@@ -38,8 +38,8 @@ def test_the_heaviest_imports_by_own_time_and_by_cumulative_time() -> None:
     by_self = [entry.module for entry in heaviest_imports(imports(), 3)]
     by_cumulative = [entry.module for entry in heaviest_imports(imports(), 2, by="cumulative")]
 
-    assert by_self == ["voice_webhooks.flow_config", "botocore.client", "pydantic"]
-    assert by_cumulative == ["voice_webhooks.flow_config", "pydantic"]
+    assert by_self == ["voice_webhooks.flows.model", "botocore.client", "pydantic"]
+    assert by_cumulative == ["voice_webhooks.flows.model", "pydantic"]
     with pytest.raises(ValueError, match="by must be"):
         heaviest_imports(imports(), by="total")
 
@@ -62,7 +62,7 @@ def test_import_time_goes_to_packages_and_the_standard_library_to_whoever_import
 def test_profile_entries_belong_to_packages_our_code_or_the_standard_library() -> None:
     root = "/work/project"
     assert package_of("/x/.venv/lib/python3.11/site-packages/botocore/client.py", "f", root) == "botocore"
-    assert package_of("/work/project/layers/common/voice_webhooks/signature.py", "f", root) == (
+    assert package_of("/work/project/layers/common/voice_webhooks/edge/signature.py", "f", root) == (
         "ours: voice_webhooks"
     )
     assert package_of("/work/project/functions/connect/app.py", "f", root) == "ours: functions"

@@ -170,12 +170,12 @@ def test_a_build_of_the_working_tree_is_fresh_and_a_changed_source_makes_it_stal
     build = fresh_build(tmp_path)
     assert size.stale_reasons(build=build) == []
 
-    (build / size.LAYER / "python" / "voice_webhooks" / "routes.py").write_text("# older\n")
+    (build / size.LAYER / "python" / "voice_webhooks" / "edge" / "routes.py").write_text("# older\n")
     shutil.rmtree(build / "StatusFunction")
 
     reasons = size.stale_reasons(build=build)
     assert "StatusFunction is not built" in reasons
-    assert "layers/common/voice_webhooks/routes.py changed since the build" in reasons
+    assert "layers/common/voice_webhooks/edge/routes.py changed since the build" in reasons
 
 
 def test_a_missing_build_is_stale(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.flow_config import ConversationFlow, FlowConfig, RelayFlow
-from voice_webhooks.flow_config_loader import parse_flow_config
+from voice_webhooks.flows.loader import parse_flow_config
+from voice_webhooks.flows.model import ConversationFlow, FlowConfig, RelayFlow
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "config").glob("flows*.example.json"))

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.flow_config_loader import load_flow_config
-from voice_webhooks.observability import logger
-from voice_webhooks.settings import Settings
+from voice_webhooks.flows.loader import load_flow_config
+from voice_webhooks.runtime.observability import logger
+from voice_webhooks.runtime.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "flow_config"
 

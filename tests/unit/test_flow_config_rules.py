@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.flow_config_loader import parse_flow_config
+from voice_webhooks.flows.loader import parse_flow_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "flow_config"
 BASE = json.loads((FIXTURES / "minimal_both_kinds.json").read_text())

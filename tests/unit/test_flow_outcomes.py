@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.flow_config import ConversationFlow, RelayFlow
-from voice_webhooks.flow_config_loader import parse_flow_config
-from voice_webhooks.flow_outcomes import (
+from voice_webhooks.flows.loader import parse_flow_config
+from voice_webhooks.flows.model import ConversationFlow, RelayFlow
+from voice_webhooks.flows.outcomes import (
     APOLOGY,
     HANDOFF_MESSAGE,
     VOICEMAIL_PROMPT,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from voice_webhooks.edge.public_urls import api_base_url, callback_url, route_path, signed_url
 from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.public_urls import api_base_url, callback_url, route_path, signed_url
 from voicedev.twilio_signing import SAMPLE_API_DOMAIN, http_api_event
 
 DOMAIN = SAMPLE_API_DOMAIN

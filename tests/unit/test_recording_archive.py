@@ -8,19 +8,19 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from voice_webhooks.archive_store import StoredObject
-from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.recording_archive import (
+from voice_webhooks.archiver.archive import (
     InvalidMessage,
     archive_key,
     object_metadata,
     parse_message,
     recording_resource_url,
 )
-from voice_webhooks.recording_credentials import parse_api_key_secret
-from voice_webhooks.recording_download import BasicCredentials, MediaOrigins, parse_origin
-from voice_webhooks.recording_queue import SCHEMA, RecordingMessage
-from voice_webhooks.settings import Settings
+from voice_webhooks.archiver.credentials import parse_api_key_secret
+from voice_webhooks.archiver.download import BasicCredentials, MediaOrigins, parse_origin
+from voice_webhooks.archiver.store import StoredObject
+from voice_webhooks.errors import ConfigurationError
+from voice_webhooks.queues.recording_messages import SCHEMA, RecordingMessage
+from voice_webhooks.runtime.settings import Settings
 
 ACCOUNT = "AC" + "0" * 32
 CALL = "CA" + "1" * 32

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 from pydantic import ValidationError
 from voice_webhooks.errors import StorageError
-from voice_webhooks.recording_queue import SCHEMA, RecordingMessage, RecordingPublisher, message_for
+from voice_webhooks.queues.recording_messages import SCHEMA, RecordingMessage, RecordingPublisher, message_for
 
 ACCOUNT = "AC" + "0" * 32
 CALL = "CA" + "1" * 32

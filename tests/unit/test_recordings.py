@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from voice_webhooks.errors import MalformedRequest
-from voice_webhooks.recordings import (
+from voice_webhooks.callbacks.models import RecordingStatusCallback, parse_params
+from voice_webhooks.callbacks.recordings import (
     LEASE_SKEW_MS,
     MAX_LEASE_MS,
     MIN_LEASE_MS,
@@ -17,7 +17,7 @@ from voice_webhooks.recordings import (
     needs_queueing,
     recording_entry,
 )
-from voice_webhooks.twilio_requests import RecordingStatusCallback, parse_params
+from voice_webhooks.errors import MalformedRequest
 
 RECEIVED = datetime(2022, 5, 7, 1, 4, 30, tzinfo=UTC)
 SID = "RE" + "a" * 32

@@ -13,8 +13,8 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.flow_config_cli import json_schema
-from voice_webhooks.flow_config_loader import parse_flow_config
+from voice_webhooks.flows.loader import parse_flow_config
+from voicedev.flow_config_cli import json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "schema" / "flow-config.schema.json"

@@ -11,11 +11,11 @@ from urllib.parse import urlencode
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from twilio.request_validator import RequestValidator
-from voice_webhooks.auth_tokens import AuthTokens
+from voice_webhooks.edge.auth_tokens import AuthTokens
+from voice_webhooks.edge.public_urls import signed_url
+from voice_webhooks.edge.request import WebhookRequest, read_webhook
+from voice_webhooks.edge.signature import verify_request
 from voice_webhooks.errors import AccountRejected, ConfigurationError, MalformedRequest, SignatureRejected
-from voice_webhooks.public_urls import signed_url
-from voice_webhooks.signature import verify_request
-from voice_webhooks.webhook_request import WebhookRequest, read_webhook
 from voicedev.sample_events import CALLER, CONVERSATION_NUMBER, call_params
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, SAMPLE_API_DOMAIN, http_api_event
 

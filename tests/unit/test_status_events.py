@@ -6,16 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from voice_webhooks.errors import MalformedRequest
-from voice_webhooks.status_events import (
+from voice_webhooks.callbacks.models import ConversationStatus, StatusCallback, parse_params
+from voice_webhooks.callbacks.status import (
     callback_session_id,
     differing_fields,
     event_item,
     same_delivery,
     twilio_params,
 )
-from voice_webhooks.twilio_requests import ConversationStatus, StatusCallback, parse_params
-from voice_webhooks.webhook_request import FormParams, WebhookRequest
+from voice_webhooks.edge.request import FormParams, WebhookRequest
+from voice_webhooks.errors import MalformedRequest
 
 ACCOUNT = "AC" + "0" * 32
 CALL = "CA" + "1" * 32

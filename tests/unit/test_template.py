@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from voice_webhooks import routes
-from voice_webhooks.observability import MetricName
-from voice_webhooks.session_store import SESSION_SEQUENCE, SessionItem
-from voice_webhooks.settings import Settings
+from voice_webhooks.edge import routes
+from voice_webhooks.runtime.observability import MetricName
+from voice_webhooks.runtime.settings import Settings
+from voice_webhooks.storage.session_store import SESSION_SEQUENCE, SessionItem
 from voicedev.template_resources import PROJECT_ROOT, http_api_routes, load_template, resources_of_type
 
 TEMPLATE = load_template()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from xml.etree import ElementTree
 
 import pytest
-from voice_webhooks.flow_outcomes import DialOptions, SayOptions, VoicemailOptions
-from voice_webhooks.twiml_action import (
+from voice_webhooks.flows.outcomes import DialOptions, SayOptions, VoicemailOptions
+from voice_webhooks.twiml.action import (
     ActionUrls,
     DialTarget,
     EmptyResponse,

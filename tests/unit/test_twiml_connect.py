@@ -15,9 +15,9 @@ from xml.etree import ElementTree
 import pytest
 from twilio.twiml import lower_camel
 from twilio.twiml.voice_response import Connect, ConversationRelay, VoiceResponse
-from voice_webhooks.call_answering import callback_urls
-from voice_webhooks.flow_config import ConversationFlow, FlowConfig, RelayFlow
-from voice_webhooks.twiml_connect import CallbackUrls, render_connect
+from voice_webhooks.calls.answering import callback_urls
+from voice_webhooks.flows.model import ConversationFlow, FlowConfig, RelayFlow
+from voice_webhooks.twiml.connect import CallbackUrls, render_connect
 
 FIXTURES = Path(__file__).parent / "fixtures" / "flow_config"
 SID = "IS00000000000000000000000000000000"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from voice_webhooks.flow_config_cli import main
+from voicedev.flow_config_cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures" / "flow_config"

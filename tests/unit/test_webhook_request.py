@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from voice_webhooks.edge.request import MAX_BODY_BYTES, MAX_QUERY_BYTES, WebhookRequest, read_webhook
 from voice_webhooks.errors import (
     MalformedRequest,
     MethodNotAllowed,
@@ -16,7 +17,6 @@ from voice_webhooks.errors import (
     UnsupportedMediaType,
     WebhookError,
 )
-from voice_webhooks.webhook_request import MAX_BODY_BYTES, MAX_QUERY_BYTES, WebhookRequest, read_webhook
 from voicedev.twilio_signing import SAMPLE_API_DOMAIN, http_api_event
 
 URL = f"https://{SAMPLE_API_DOMAIN}/voice/connect"

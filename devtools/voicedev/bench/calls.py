@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from voice_webhooks import routes
+from voice_webhooks.edge import routes
 
 from voicedev.emulator import params as p
 from voicedev.emulator.scenarios import CONVERSATION_LINE

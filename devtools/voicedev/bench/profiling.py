@@ -117,7 +117,11 @@ def package_of(filename: str, function: str, root: str = "") -> str:
         return filename.split("/site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
     if root and filename.startswith(root.rstrip("/") + "/"):
         relative = filename[len(root.rstrip("/")) + 1 :]
-        return "ours: " + ("functions" if relative.startswith("functions/") else relative.split("/")[-2])
+        if relative.startswith("functions/"):
+            return "ours: functions"
+        parts = relative.split("/")
+        # layers/common/<package>/<subpackage>/<module>.py: the package, not the subpackage.
+        return "ours: " + (parts[2] if parts[:2] == ["layers", "common"] and len(parts) > 3 else parts[-2])
     if filename.startswith("<frozen"):
         return "import machinery"
     return "standard library"

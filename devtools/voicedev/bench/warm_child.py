@@ -80,7 +80,7 @@ def load_handler(name: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 def handler_clients() -> dict[str, Any]:
     """The clients the handlers use, as they cached them."""
     from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
-    from voice_webhooks import aws_clients
+    from voice_webhooks.runtime import aws_clients
 
     clients = {"dynamodb": aws_clients.dynamodb().meta.client, "sqs": aws_clients.sqs()}
     for name, provider in DEFAULT_PROVIDERS.items():

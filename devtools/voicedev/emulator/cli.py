@@ -56,7 +56,7 @@ def _secret_token(secret_id: str, region: str | None) -> str:
     """The primary token of the stack's secret (plain, or JSON with authToken), via boto3."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
-    from voice_webhooks.auth_tokens import parse_secret
+    from voice_webhooks.edge.auth_tokens import parse_secret
 
     client = boto3.session.Session(region_name=region).client("secretsmanager")
     try:

@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from voice_webhooks.observability import mask_phone
+from voice_webhooks.runtime.observability import mask_phone
 
 if TYPE_CHECKING:
     from voicedev.emulator.engine import CallResult, Exchange

@@ -21,11 +21,8 @@ from urllib.parse import urlsplit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
-from voice_webhooks.archive_store import MEDIA_BYTES, ArchiveStore, ArchiveStoreError
-from voice_webhooks.errors import DependencyUnavailable, StorageError
-from voice_webhooks.observability import MetricName, count, logger
-from voice_webhooks.recording_credentials import CredentialSource
-from voice_webhooks.recording_download import (
+from voice_webhooks.archiver.credentials import CredentialSource
+from voice_webhooks.archiver.download import (
     MediaClient,
     MediaError,
     MediaHostRefused,
@@ -34,9 +31,12 @@ from voice_webhooks.recording_download import (
     MediaUnauthorized,
     MediaUnavailable,
 )
-from voice_webhooks.recording_queue import RecordingMessage
-from voice_webhooks.session_store import SessionStore, utc_now
-from voice_webhooks.settings import Settings
+from voice_webhooks.archiver.store import MEDIA_BYTES, ArchiveStore, ArchiveStoreError
+from voice_webhooks.errors import DependencyUnavailable, StorageError
+from voice_webhooks.queues.recording_messages import RecordingMessage
+from voice_webhooks.runtime.observability import MetricName, count, logger
+from voice_webhooks.runtime.settings import Settings
+from voice_webhooks.storage.session_store import SessionStore, utc_now
 
 ACCOUNT_SID: Final = re.compile(r"^AC[0-9a-fA-F]{32}$")
 CALL_SID: Final = re.compile(r"^CA[0-9a-fA-F]{32}$")

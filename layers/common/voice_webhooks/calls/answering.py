@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from voice_webhooks import routes
+from voice_webhooks.callbacks.models import ConnectRequest
+from voice_webhooks.calls.sessions import mint_session_id
+from voice_webhooks.edge import routes
+from voice_webhooks.edge.public_urls import api_base_url, callback_url
 from voice_webhooks.errors import StorageError
-from voice_webhooks.flow_config import FlowConfig
-from voice_webhooks.observability import MetricName, count, logger, mask_phone
-from voice_webhooks.public_urls import api_base_url, callback_url
-from voice_webhooks.session_store import SessionItem, SessionStore, expires_at, utc_now
-from voice_webhooks.sessions import mint_session_id
-from voice_webhooks.settings import Settings
-from voice_webhooks.twilio_requests import ConnectRequest
-from voice_webhooks.twiml_connect import CallbackUrls, render_connect
+from voice_webhooks.flows.model import FlowConfig
+from voice_webhooks.runtime.observability import MetricName, count, logger, mask_phone
+from voice_webhooks.runtime.settings import Settings
+from voice_webhooks.storage.session_store import SessionItem, SessionStore, expires_at, utc_now
+from voice_webhooks.twiml.connect import CallbackUrls, render_connect
 
 
 def callback_urls(base_url: str, session_id: str, connection_overrides: str) -> CallbackUrls:

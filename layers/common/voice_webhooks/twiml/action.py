@@ -12,7 +12,7 @@ from typing import Literal
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from voice_webhooks.flow_outcomes import DialOptions, SayOptions, VoicemailOptions, dial_target_kind
+from voice_webhooks.flows.outcomes import DialOptions, SayOptions, VoicemailOptions, dial_target_kind
 
 # Written explicitly: the reference page contradicts itself on the default (twilio-facts.md).
 RECORDING_STATUS_EVENTS = "in-progress completed absent"

@@ -12,10 +12,10 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from botocore.config import Config
 
-from voice_webhooks import aws_clients
 from voice_webhooks.errors import DependencyUnavailable
-from voice_webhooks.observability import MetricName, count, logger
-from voice_webhooks.settings import Settings
+from voice_webhooks.runtime import aws_clients
+from voice_webhooks.runtime.observability import MetricName, count, logger
+from voice_webhooks.runtime.settings import Settings
 
 # Twilio gives up after 15 s and Lambda after 10: a Secrets Manager that hangs must cost about 3 s
 # and end in a 503 we answer, not in a timeout (botocore's defaults are 60 s and 5 attempts).

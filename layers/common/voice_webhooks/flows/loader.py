@@ -11,11 +11,11 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from pydantic import ValidationError
 
-from voice_webhooks import aws_clients
 from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.flow_config import FlowConfig, describe_errors
-from voice_webhooks.observability import logger, mask_phone
-from voice_webhooks.settings import Settings
+from voice_webhooks.flows.model import FlowConfig, describe_errors
+from voice_webhooks.runtime import aws_clients
+from voice_webhooks.runtime.observability import logger, mask_phone
+from voice_webhooks.runtime.settings import Settings
 
 SSM_PREFIX = "ssm:"
 

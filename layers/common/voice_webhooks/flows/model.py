@@ -36,7 +36,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from voice_webhooks.flow_outcomes import ConversationOutcomes, RelayOutcomes
+from voice_webhooks.flows.outcomes import ConversationOutcomes, RelayOutcomes
 
 E164 = r"^\+[1-9]\d{1,14}$"
 FLOW_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"

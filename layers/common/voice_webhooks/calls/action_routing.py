@@ -34,22 +34,7 @@ from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from voice_webhooks import routes
-from voice_webhooks.errors import ConfigurationError, StorageError
-from voice_webhooks.flow_config import ConversationFlow, FlowConfig, RelayFlow
-from voice_webhooks.flow_outcomes import (
-    DIAL_INCOMPLETE,
-    ConversationOutcomes,
-    OutcomeAction,
-    RelayOutcomes,
-    SayOptions,
-)
-from voice_webhooks.observability import MetricName, count, logger, mask_phone
-from voice_webhooks.public_urls import api_base_url, callback_url
-from voice_webhooks.session_store import SessionStore, expires_at, utc_now
-from voice_webhooks.sessions import session_id_for_callback
-from voice_webhooks.settings import Settings
-from voice_webhooks.twilio_requests import (
+from voice_webhooks.callbacks.models import (
     ConversationActionRequest,
     ConversationResult,
     DialCallStatus,
@@ -57,7 +42,23 @@ from voice_webhooks.twilio_requests import (
     SessionStatus,
     parse_params,
 )
-from voice_webhooks.twiml_action import (
+from voice_webhooks.calls.sessions import session_id_for_callback
+from voice_webhooks.edge import routes
+from voice_webhooks.edge.public_urls import api_base_url, callback_url
+from voice_webhooks.edge.request import WebhookRequest
+from voice_webhooks.errors import ConfigurationError, StorageError
+from voice_webhooks.flows.model import ConversationFlow, FlowConfig, RelayFlow
+from voice_webhooks.flows.outcomes import (
+    DIAL_INCOMPLETE,
+    ConversationOutcomes,
+    OutcomeAction,
+    RelayOutcomes,
+    SayOptions,
+)
+from voice_webhooks.runtime.observability import MetricName, count, logger, mask_phone
+from voice_webhooks.runtime.settings import Settings
+from voice_webhooks.storage.session_store import SessionStore, expires_at, utc_now
+from voice_webhooks.twiml.action import (
     ActionUrls,
     DialTarget,
     EmptyResponse,
@@ -67,7 +68,6 @@ from voice_webhooks.twiml_action import (
     Transcription,
     render_action,
 )
-from voice_webhooks.webhook_request import WebhookRequest
 
 Flow = ConversationFlow | RelayFlow
 Outcomes = ConversationOutcomes | RelayOutcomes

@@ -13,10 +13,9 @@ from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
-
 from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.flow_config import FlowConfig
-from voice_webhooks.flow_config_loader import parse_flow_config
+from voice_webhooks.flows.loader import parse_flow_config
+from voice_webhooks.flows.model import FlowConfig
 
 SCHEMA_PATH = "schema/flow-config.schema.json"
 SCHEMA_DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -64,7 +63,7 @@ def json_schema() -> str:
     schema["$schema"] = SCHEMA_DRAFT
     schema["title"] = "Twilio voice webhooks call-flow configuration"
     schema["description"] = (
-        "Which TwiML each called number gets. Generated from voice_webhooks.flow_config by `make schema`; "
+        "Which TwiML each called number gets. Generated from voice_webhooks.flows.model by `make schema`; "
         "cross-field rules (trim needs recording, multi languages, flow names resolving) are checked "
         "by `voice-webhooks-validate-config`. See docs/configuration.md."
     )

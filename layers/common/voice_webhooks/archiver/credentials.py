@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 
-from voice_webhooks.auth_tokens import _secrets_provider, load_auth_tokens
+from voice_webhooks.archiver.download import BasicCredentials
+from voice_webhooks.edge.auth_tokens import _secrets_provider, load_auth_tokens
 from voice_webhooks.errors import DependencyUnavailable
-from voice_webhooks.observability import MetricName, count, logger
-from voice_webhooks.recording_download import BasicCredentials
-from voice_webhooks.settings import Settings
+from voice_webhooks.runtime.observability import MetricName, count, logger
+from voice_webhooks.runtime.settings import Settings
 
 
 class CredentialsUnavailable(DependencyUnavailable):

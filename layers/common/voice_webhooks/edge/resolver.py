@@ -8,7 +8,10 @@ from collections.abc import Callable
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
-from voice_webhooks.auth_tokens import load_auth_tokens
+from voice_webhooks.edge.auth_tokens import load_auth_tokens
+from voice_webhooks.edge.public_urls import signed_url
+from voice_webhooks.edge.request import WebhookRequest, read_webhook
+from voice_webhooks.edge.signature import verify_request
 from voice_webhooks.errors import (
     AccountRejected,
     ConfigurationError,
@@ -20,11 +23,8 @@ from voice_webhooks.errors import (
     UnsupportedMediaType,
     WebhookError,
 )
-from voice_webhooks.observability import MetricName, count, logger
-from voice_webhooks.public_urls import signed_url
-from voice_webhooks.settings import get_settings
-from voice_webhooks.signature import verify_request
-from voice_webhooks.webhook_request import WebhookRequest, read_webhook
+from voice_webhooks.runtime.observability import MetricName, count, logger
+from voice_webhooks.runtime.settings import get_settings
 
 # Routes accept every method (the template routes ANY) so that we, not API Gateway's 404, answer
 # the unsupported ones with 405.

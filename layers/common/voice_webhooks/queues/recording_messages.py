@@ -13,8 +13,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from voice_webhooks.aws_clients import sqs
 from voice_webhooks.errors import StorageError
+from voice_webhooks.runtime.aws_clients import sqs
 
 SCHEMA: Final = "twilio-voice-webhooks.recording.v1"
 # RecordingSource of the `<Record>` verb: the voicemail this service records after a session.

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from voice_webhooks.callbacks.models import RecordingStatus, RecordingStatusCallback
 from voice_webhooks.errors import DependencyUnavailable, StorageError
-from voice_webhooks.observability import MetricName, count, logger
-from voice_webhooks.recording_queue import RecordingPublisher, message_for
-from voice_webhooks.session_store import SessionStore, expires_at, utc_now
-from voice_webhooks.twilio_requests import RecordingStatus, RecordingStatusCallback
+from voice_webhooks.queues.recording_messages import RecordingPublisher, message_for
+from voice_webhooks.runtime.observability import MetricName, count, logger
+from voice_webhooks.storage.session_store import SessionStore, expires_at, utc_now
 
 TERMINAL_STATES = frozenset(
     status.value for status in (RecordingStatus.COMPLETED, RecordingStatus.ABSENT, RecordingStatus.FAILED)

@@ -14,7 +14,7 @@ from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from voice_webhooks.aws_clients import s3
+from voice_webhooks.runtime.aws_clients import s3
 
 # Metadata key (x-amz-meta-media-bytes): the size the media host announced, when it did.
 MEDIA_BYTES: Final = "media-bytes"

@@ -10,13 +10,13 @@ from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any
 
+from voice_webhooks.callbacks.models import StatusCallback
+from voice_webhooks.calls.sessions import session_id_for_callback
+from voice_webhooks.edge.public_urls import SESSION_PARAM
+from voice_webhooks.edge.request import WebhookRequest
 from voice_webhooks.errors import MalformedRequest, StorageError
-from voice_webhooks.observability import MetricName, count, logger
-from voice_webhooks.public_urls import SESSION_PARAM
-from voice_webhooks.session_store import SessionStore, expires_at, utc_now
-from voice_webhooks.sessions import session_id_for_callback
-from voice_webhooks.twilio_requests import StatusCallback
-from voice_webhooks.webhook_request import WebhookRequest
+from voice_webhooks.runtime.observability import MetricName, count, logger
+from voice_webhooks.storage.session_store import SessionStore, expires_at, utc_now
 
 # Parsed fields kept on each event item, under Twilio's parameter names.
 EVENT_FIELDS = ("Status", "Timestamp", "DialCallSid", "ConversationSid", "WorkerInitiated", "CallbackSource")

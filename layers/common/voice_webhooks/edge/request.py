@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from voice_webhooks.edge.public_urls import SESSION_PARAM
 from voice_webhooks.errors import (
     MalformedRequest,
     MethodNotAllowed,
@@ -35,7 +36,6 @@ from voice_webhooks.errors import (
     SignatureRejected,
     UnsupportedMediaType,
 )
-from voice_webhooks.public_urls import SESSION_PARAM
 
 ALLOWED_METHODS = ("GET", "POST")
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"

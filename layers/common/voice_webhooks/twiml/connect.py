@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from voice_webhooks.flow_config import (
+from voice_webhooks.flows.model import (
     CONVERSATION_STATUS_EVENTS,
     RECORDING_STATUS_EVENTS,
     ConversationFlow,

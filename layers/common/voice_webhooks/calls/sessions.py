@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import secrets
 
+from voice_webhooks.edge.public_urls import SESSION_PARAM
 from voice_webhooks.errors import MalformedRequest
-from voice_webhooks.public_urls import SESSION_PARAM
 
 # Far above the ids minted here (51 characters), well below DynamoDB's 2048-byte key limit.
 MAX_SESSION_ID_BYTES = 256

@@ -14,8 +14,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from voice_webhooks.aws_clients import table
 from voice_webhooks.errors import StorageError
+from voice_webhooks.runtime.aws_clients import table
 
 SESSION_SEQUENCE = 0
 

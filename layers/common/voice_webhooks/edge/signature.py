@@ -6,10 +6,10 @@ from urllib.parse import urlsplit
 
 from twilio.request_validator import RequestValidator
 
-from voice_webhooks.auth_tokens import AuthTokens
+from voice_webhooks.edge.auth_tokens import AuthTokens
+from voice_webhooks.edge.request import FormParams, WebhookRequest
 from voice_webhooks.errors import AccountRejected, ConfigurationError, MalformedRequest, SignatureRejected
-from voice_webhooks.observability import logger
-from voice_webhooks.webhook_request import FormParams, WebhookRequest
+from voice_webhooks.runtime.observability import logger
 
 
 def signature_is_valid(url: str, params: FormParams, signature: str, tokens: AuthTokens) -> bool:

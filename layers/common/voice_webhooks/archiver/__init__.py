@@ -1,0 +1,1 @@
+"""The recording archiver (RecordingArchiverFunction only)."""

@@ -1,0 +1,1 @@
+"""Twilio's callbacks: their models, status events and recording states."""

@@ -1,0 +1,1 @@
+"""Answering calls and routing what follows a session (connect and action)."""

@@ -1,0 +1,1 @@
+"""The HTTP edge every webhook function shares: resolver, request, signature, URLs, routes."""

@@ -1,0 +1,1 @@
+"""The call-flow document: model, outcomes, loader."""

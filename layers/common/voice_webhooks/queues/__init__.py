@@ -1,0 +1,1 @@
+"""The RecordingsQueue message and its publisher."""

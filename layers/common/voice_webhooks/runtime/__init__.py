@@ -1,0 +1,1 @@
+"""Process-wide plumbing: settings, Powertools logger/metrics/tracer, boto3 clients."""

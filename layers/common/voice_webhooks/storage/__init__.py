@@ -1,0 +1,1 @@
+"""DynamoDB access for EventsTable."""

@@ -1,0 +1,1 @@
+"""TwiML rendering with twilio-python."""

@@ -208,6 +208,19 @@ def simulate_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, help="seed for --shuffle/--duplicates (printed when not given)")
     parser.add_argument(
+        "--call-status",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send the call's call-progress events to /voice/status without a session, as the "
+        'number\'s "Call status changes" URL does (default: on)',
+    )
+    parser.add_argument(
+        "--call-status-events",
+        metavar="EVENTS",
+        help="the call's StatusCallbackEvent list, e.g. 'initiated ringing answered completed' (default: "
+        "Twilio's: completed for inbound calls, all four for outbound ones)",
+    )
+    parser.add_argument(
         "--media-url",
         help="base of the RecordingUrls sent (default: the local mode's fake media host, "
         "http://127.0.0.1:$LOCAL_MEDIA_PORT/2010-04-01, for the local mode; Twilio's API otherwise)",
@@ -231,6 +244,19 @@ def simulate_parser() -> argparse.ArgumentParser:
     )
     _aws_arguments(parser)
     return parser
+
+
+CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
+
+
+def _call_events(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    events = tuple(value.replace(",", " ").split())
+    unknown = [event for event in events if event not in CALL_EVENTS]
+    if unknown:
+        raise SystemExit(f"--call-status-events: {', '.join(unknown)} is not one of {', '.join(CALL_EVENTS)}")
+    return events
 
 
 def _aws_arguments(parser: argparse.ArgumentParser) -> None:
@@ -332,6 +358,8 @@ def simulate_main(argv: Sequence[str] | None = None) -> int:
         timeout=args.timeout,
         strict=args.strict,
         media_api_base=args.media_url or (None if deployed else local_media_url()),
+        call_status=args.call_status,
+        call_status_events=_call_events(args.call_status_events),
     )
     delivery = ("shuffled" if args.shuffle else "in order") + (
         f", duplicates p={args.duplicates}" if args.duplicates else ""

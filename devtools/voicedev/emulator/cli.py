@@ -302,6 +302,17 @@ def _peek(args: argparse.Namespace, location: AwsLocation) -> bool:
     return location.endpoint_url is not None and is_loopback(location.endpoint_url)
 
 
+def _sessions_played(reader: TimelineReader, results: Sequence[CallResult]) -> list[str]:
+    """The sessions the TwiML named, then any other session of the same calls: a call-progress
+    event sent before the call had a session (an outbound call rings first) starts one of its own."""
+    sessions: list[str] = []
+    for result in results:
+        sessions += result.session_ids
+        if result.call_events:
+            sessions += reader.sessions_for_call(result.call_sid)
+    return list(dict.fromkeys(sessions))
+
+
 def print_timelines(reader: TimelineReader, session_ids: Sequence[str], peek: bool) -> bool:
     """Print each session's timeline; False when one of them has nothing stored."""
     found = True
@@ -394,9 +405,7 @@ def simulate_main(argv: Sequence[str] | None = None) -> int:
         location = _location(args, deployed)
         try:
             reader = TimelineReader(location)
-            print_timelines(
-                reader, [sid for result in results for sid in result.session_ids], _peek(args, location)
-            )
+            print_timelines(reader, _sessions_played(reader, results), _peek(args, location))
         except TimelineError as exc:
             print(f"timeline: {exc}", file=sys.stderr)
         except Exception as exc:  # the calls ran; a missing table or credentials must not hide that

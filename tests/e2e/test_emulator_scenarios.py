@@ -286,12 +286,15 @@ def check_action_twiml(result: CallResult, expected: Expected, session_id: str, 
         assert shape(later.xml) == expected.after
 
 
+ACTION_ITEMS = {"ConnectAction": "connect", "DialAction": "dial", "RecordAction": "record"}
+
+
 def check_stored(result: CallResult, timeline: SessionTimeline, expected: Expected) -> None:
     scenario = result.scenario
     session = timeline.session
     assert session is not None
     # The call's identity, and the flow of the number called
-    assert session["CallSid"] == result.call_sid
+    assert session["SessionCallSid"] == result.call_sid
     assert session["AccountSid"] == DEV_ACCOUNT_SID
     assert (session["From"], session["To"], session["Direction"]) == (
         result.from_,
@@ -301,11 +304,12 @@ def check_stored(result: CallResult, timeline: SessionTimeline, expected: Expect
     flow = "frontline" if scenario.line is Line.CONVERSATION else "assistant"
     assert (session["Flow"], session["FlowKind"]) == (flow, scenario.line.value)
 
-    # One event item per SequenceNumber the emulator sent, with its status: no more, no less
+    # One <Conversation> event item per SequenceNumber the emulator sent, with its status
+    conversation = timeline.stream("conversation")
     sent = [(event.sequence_number, event.status) for event in result.status_events]
-    assert [(item["SequenceNumber"], item["Status"]) for item in timeline.events] == sent
+    assert [(item["SequenceNumber"], item["Status"]) for item in conversation] == sent
     assert [number for number, _ in sent] == list(range(1, len(sent) + 1))
-    for item, event in zip(timeline.events, result.status_events, strict=True):
+    for item, event in zip(conversation, result.status_events, strict=True):
         assert item["Raw"] == dict(event.params)
     if sent:
         assert (session["LatestSequenceNumber"], session["LatestStatus"]) == sent[-1]
@@ -315,18 +319,19 @@ def check_stored(result: CallResult, timeline: SessionTimeline, expected: Expect
         assert "LatestStatus" not in session
 
     # The session's outcome, and the later step (voicemail left, hand-off ended)
-    connect_action = session["ConnectAction"]
+    actions = {str(item["ItemKey"]).removeprefix("action#"): item for item in timeline.actions}
+    connect_action = actions["connect"]
     assert {name: connect_action.get(name) for name in expected.connect_action} == expected.connect_action
-    steps = {name for name in ("DialAction", "RecordAction") if name in session}
+    steps = {name for name, step in ACTION_ITEMS.items() if step in actions and step != "connect"}
     if expected.later_step is None:
         assert steps == set()
     else:
         name, fields = expected.later_step
         assert steps == {name}
-        assert {key: session[name].get(key) for key in fields} == fields
+        assert {key: actions[ACTION_ITEMS[name]].get(key) for key in fields} == fields
 
     # Every recording the call made, in its final state; queued once if completed
-    recordings = session.get("Recordings", {})
+    recordings = {str(item["RecordingSid"]): item for item in timeline.recordings}
     made = {recording.recording_sid: recording for recording in result.recordings}
     assert set(recordings) == set(made)
     assert {entry["Source"]: entry["Status"] for entry in recordings.values()} == expected.recordings
@@ -378,7 +383,45 @@ def play(
     for exchange in result.exchanges:
         assert "#" not in exchange.sent.url
         assert exchange.sent.response.ok, (exchange.kind, exchange.sent.response.status)
+    check_call_streams(result, reader)
     return result, reader.timeline(session_id)
+
+
+FINAL_CALL_STATUSES = {"completed", "busy", "no-answer", "canceled", "failed"}
+
+
+def check_call_streams(result: CallResult, reader: TimelineReader) -> None:
+    """Every call-progress event the emulator sent (the call's own, each dialled leg's) is stored
+    exactly once, in one session of the call, and each stream's latest status is its last event."""
+    sessions = [
+        reader.timeline(session_id, read_queues=False)
+        for session_id in reader.sessions_for_call(result.call_sid)
+    ]
+    stored: dict[tuple[str, int], list[str]] = {}
+    for timeline in sessions:
+        for item in timeline.events:
+            if str(item["ItemKey"]).startswith("event#call#"):
+                stored.setdefault((str(item["CallSid"]), int(item["SequenceNumber"])), []).append(
+                    timeline.session_id
+                )
+    sent = {
+        (event.stream.removeprefix("call:"), event.sequence_number): event for event in result.call_events
+    }
+    assert set(stored) == set(sent)
+    assert all(len(where) == 1 for where in stored.values()), stored
+    by_stream: dict[str, list[int]] = {}
+    for call_sid, sequence in sent:
+        by_stream.setdefault(call_sid, []).append(sequence)
+    for call_sid, numbers in by_stream.items():
+        last = sent[(call_sid, max(numbers))]
+        (holder,) = {where[0] for key, where in stored.items() if key[0] == call_sid}
+        timeline = next(item for item in sessions if item.session_id == holder)
+        if call_sid == result.call_sid:
+            latest = timeline.session or {}
+        else:
+            (latest,) = [leg for leg in timeline.legs if str(leg["ItemKey"]) == f"leg#{call_sid}"]
+            assert latest["ParentCallSid"] == result.call_sid
+        assert (latest["CallSequenceNumber"], latest["CallStatus"]) == (last.sequence_number, last.status)
 
 
 # --- the scenarios -----------------------------------------------------------------------------------------
@@ -444,7 +487,8 @@ def test_callbacks_configured_as_get_are_followed_with_get(
     )
 
     # Then every request of the conversation went by GET, signed over its full URL, and was accepted
-    assert {e.sent.method for e in result.exchanges} == {"GET"}
+    # (the number's own status URL is configured by hand, with POST)
+    assert {e.sent.method for e in result.exchanges if e.kind != "call-status"} == {"GET"}
     assert {urlsplit(e.sent.url).path for e in result.exchanges} == {
         "/voice/connect",
         "/voice/status",

@@ -64,7 +64,10 @@ def test_simulate_prints_one_line_per_request_and_passes(
     assert "signed with TWILIO_AUTH_TOKEN" in out and "seed 5" in out
     assert re.search(r"\+0\.0s\s+POST /voice/connect\s+CallStatus=ringing", out)
     assert re.search(r"POST /voice/status\?session=s1\s+#4 call-completed", out)
-    assert out.count("-> 204") == 6
+    # Four <Conversation> events, two recording callbacks, and the call's own `completed`
+    # call-progress event (the number's status URL, no session)
+    assert out.count("-> 204") == 7
+    assert re.search(r"POST /voice/status\s+call #0 completed", out)
     assert "-> 200 in" in out and "Hangup" in out
     assert "PASS: expected hang up" in out
     # And no phone number is printed unmasked
@@ -99,7 +102,8 @@ def test_many_calls_print_a_summary(
     assert status == 0
     assert "calls      6 (0 failed), concurrency 3" in out
     assert f"requests   {len(fake_app.received)} " in out
-    assert "204: 36" in out and "200: 12" in out
+    # Per call: 4 <Conversation> events, 2 recording callbacks, 1 call-progress event
+    assert "204: 42" in out and "200: 12" in out
     assert re.search(r"latency    median [\d.]+ ms   p99 [\d.]+ ms", out)
     assert "== worker-answers" not in out  # successful calls are summarised, not printed
 

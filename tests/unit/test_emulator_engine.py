@@ -47,8 +47,17 @@ def serve_call(app: FakeTwilioApp, connect: str, action: object = HANGUP) -> Non
     )
 
 
+def conversation_events(app: FakeTwilioApp) -> list[Received]:
+    """The <Conversation statusCallback> requests (call-progress events share /voice/status)."""
+    return [r for r in app.on("/voice/status") if r.params.get("CallbackSource") != "call-progress-events"]
+
+
+def call_events(app: FakeTwilioApp) -> list[Received]:
+    return [r for r in app.on("/voice/status") if r.params.get("CallbackSource") == "call-progress-events"]
+
+
 def statuses(app: FakeTwilioApp) -> list[tuple[int, str]]:
-    return [(int(r.params["SequenceNumber"]), r.params["Status"]) for r in app.on("/voice/status")]
+    return [(int(r.params["SequenceNumber"]), r.params["Status"]) for r in conversation_events(app)]
 
 
 # --- <Conversation> ------------------------------------------------------------------------------------
@@ -71,7 +80,7 @@ def test_status_callbacks_carry_exactly_the_reference_fields_numbered_from_one_i
         (3, "call-answered"),
         (4, "call-completed"),
     ]
-    first = fake_app.on("/voice/status")[0].params
+    first = conversation_events(fake_app)[0].params
     assert set(first) == {
         "AccountSid",
         "ConversationSid",
@@ -87,13 +96,13 @@ def test_status_callbacks_carry_exactly_the_reference_fields_numbered_from_one_i
     assert first["WorkerInitiated"] == "false"
     assert first["ConversationSid"].startswith("CH") and len(first["ConversationSid"]) == 34
     # And Timestamps are RFC 2822 in UTC, moving forward with the sequence (+1 s, +2 s, +8 s, +68 s)
-    moments = [parsedate_to_datetime(r.params["Timestamp"]) for r in fake_app.on("/voice/status")]
+    moments = [parsedate_to_datetime(r.params["Timestamp"]) for r in conversation_events(fake_app)]
     assert all(moment.utcoffset() == timedelta(0) for moment in moments)
     offsets = [(moment - result.started_at).total_seconds() for moment in moments]
     assert offsets == [1, 2, 8, 68]
     # And one DialCallSid and ConversationSid for the whole leg
-    assert len({r.params["DialCallSid"] for r in fake_app.on("/voice/status")}) == 1
-    assert len({r.params["ConversationSid"] for r in fake_app.on("/voice/status")}) == 1
+    assert len({r.params["DialCallSid"] for r in conversation_events(fake_app)}) == 1
+    assert len({r.params["ConversationSid"] for r in conversation_events(fake_app)}) == 1
 
 
 def test_only_the_subscribed_events_are_sent_and_numbered(fake_app: FakeTwilioApp) -> None:
@@ -138,7 +147,7 @@ def test_the_action_request_reports_the_leg_and_the_recording_it_made(fake_app: 
     assert params["WorkerInitiated"] == "false"
     assert params["DialCallStatus"] == "completed"
     assert params["DialCallDuration"] == "60"
-    assert params["DialCallSid"] == fake_app.on("/voice/status")[0].params["DialCallSid"]
+    assert params["DialCallSid"] == conversation_events(fake_app)[0].params["DialCallSid"]
     assert params["CallStatus"] == "in-progress"  # the worker hung up; the caller is still there
     recordings = fake_app.on("/voice/recording")
     assert params["RecordingSid"] == recordings[0].params["RecordingSid"]
@@ -380,7 +389,7 @@ def test_refused_requests_are_failures(fake_app: FakeTwilioApp) -> None:
     # Then each refused callback is one failure, after Twilio's retries (rc=3, rp=all retries a 4xx too)
     assert not result.ok
     assert sum("status #" in problem and "403" in problem for problem in result.problems) == 4
-    assert len(fake_app.on("/voice/status")) == 16
+    assert len(conversation_events(fake_app)) == 16
 
 
 def test_a_connect_answer_that_is_not_twiml_ends_the_call(fake_app: FakeTwilioApp) -> None:
@@ -492,3 +501,87 @@ def test_scenarios_cover_every_case_the_product_handles() -> None:
     assert relay == {"completed", "ended", "failed"}
     assert get("ai-completed").expect is Expect.EMPTY
     assert TOKEN  # the fake server's token is not the development one
+
+
+# --- call-progress events (the number's status URL, and dialled legs) ------------------------------------
+
+CALL_PROGRESS_FIELDS = {"CallSid", "CallStatus", "CallbackSource", "SequenceNumber", "Timestamp"}
+
+
+def test_an_inbound_call_sends_twilios_default_call_progress_event_to_the_number_status_url(
+    fake_app: FakeTwilioApp,
+) -> None:
+    # Given the number's "Call status changes" URL is this API's /voice/status (typed by hand)
+    serve_call(fake_app, conversation_twiml())
+
+    # When an inbound call is answered and ends
+    result = run_call(config_for(fake_app, call_status=True), get("worker-answers"), seed=1)
+
+    # Then Twilio's default for a number, `completed` only, numbered from 0, with no session
+    assert result.ok, result.problems
+    (event,) = call_events(fake_app)
+    assert event.target == "/voice/status"
+    assert set(event.params) >= CALL_PROGRESS_FIELDS
+    assert (event.params["SequenceNumber"], event.params["CallStatus"]) == ("0", "completed")
+    assert event.params["CallSid"] == result.call_sid
+    assert int(event.params["CallDuration"]) > 60
+    assert "ParentCallSid" not in event.params
+    # And it goes out when the call ends, after the session's action request
+    assert fake_app.received.index(event) > fake_app.received.index(fake_app.on("/voice/action")[-1])
+    assert [item.stream for item in result.call_events] == [f"call:{result.call_sid}"]
+
+
+def test_an_outbound_call_reports_initiated_and_ringing_before_its_twiml_is_fetched(
+    fake_app: FakeTwilioApp,
+) -> None:
+    serve_call(fake_app, conversation_twiml())
+
+    result = run_call(config_for(fake_app, call_status=True), get("worker-invalid-conversation"), seed=1)
+
+    sent = [(r.params["SequenceNumber"], r.params["CallStatus"]) for r in call_events(fake_app)]
+    assert sent == [("0", "initiated"), ("1", "ringing"), ("2", "in-progress"), ("3", "completed")]
+    # initiated and ringing go out before the connect request (no session exists yet)
+    connect = fake_app.received.index(fake_app.on("/voice/connect")[0])
+    assert [r.params["CallStatus"] for r in fake_app.received[:connect]][:2] == ["initiated", "ringing"]
+    assert result.ok, result.problems
+
+
+def test_a_dialled_leg_reports_its_own_stream_to_the_nouns_status_callback(fake_app: FakeTwilioApp) -> None:
+    def action(request: Received) -> tuple[int, str, str]:
+        if "DialCallStatus" in request.params:
+            return 200, "text/xml", HANGUP
+        noun = (
+            '<Number statusCallback="/voice/status?session=r1#rc=3&amp;rp=all" statusCallbackMethod="POST"'
+            ' statusCallbackEvent="initiated ringing answered completed">+15550100100</Number>'
+        )
+        return 200, "text/xml", f'<Response><Dial action="/voice/action?session=r1">{noun}</Dial></Response>'
+
+    serve_call(fake_app, RELAY, action=action)
+
+    result = run_call(config_for(fake_app, call_status=False), get("ai-handoff"), seed=1)
+
+    assert result.ok, result.problems
+    legs = call_events(fake_app)
+    assert [(r.params["SequenceNumber"], r.params["CallStatus"]) for r in legs] == [
+        ("0", "initiated"),
+        ("1", "ringing"),
+        ("2", "in-progress"),
+        ("3", "completed"),
+    ]
+    assert {r.target for r in legs} == {"/voice/status?session=r1"}
+    dialled = fake_app.on("/voice/action")[-1]
+    assert {r.params["CallSid"] for r in legs} == {dialled.params["DialCallSid"]}
+    assert {r.params["ParentCallSid"] for r in legs} == {result.call_sid}
+    assert legs[-1].params["CallDuration"] == dialled.params["DialCallDuration"]
+
+
+def test_call_progress_events_are_shuffled_and_duplicated_like_the_other_callbacks(
+    fake_app: FakeTwilioApp,
+) -> None:
+    serve_call(fake_app, conversation_twiml())
+
+    config = config_for(fake_app, call_status=True, duplicates=1.0, shuffle=True)
+    run_call(config, get("worker-invalid-conversation"), seed=3)
+
+    tokens = [r.headers.get("i-twilio-idempotency-token") for r in call_events(fake_app)]
+    assert len(tokens) == 8 and len(set(tokens)) == 4

@@ -141,7 +141,14 @@ def fake_app() -> Iterator[FakeTwilioApp]:
 
 
 def config_for(app: FakeTwilioApp, **overrides: object) -> EmulatorConfig:
-    values: dict[str, object] = {"base_url": app.base_url, "auth_token": TOKEN, "account_sid": ACCOUNT}
+    # The call's own call-progress stream is off unless a test asks for it: most tests look at one
+    # TwiML noun's callbacks in isolation (tests/unit/test_emulator_engine.py covers the stream).
+    values: dict[str, object] = {
+        "base_url": app.base_url,
+        "auth_token": TOKEN,
+        "account_sid": ACCOUNT,
+        "call_status": False,
+    }
     values.update(overrides)
     return EmulatorConfig(**values)  # type: ignore[arg-type]
 

@@ -20,8 +20,8 @@ OTHER_SESSION = f"{CALL}-fedcba9876543210"
 def session_item(session_id: str, created: str) -> dict[str, Any]:
     return {
         "SessionId": session_id,
-        "SequenceNumber": 0,
-        "CallSid": CALL,
+        "ItemKey": "session",
+        "SessionCallSid": CALL,
         "AccountSid": "AC" + "0" * 32,
         "From": "+15005550006",
         "To": "+15550100001",
@@ -31,34 +31,61 @@ def session_item(session_id: str, created: str) -> dict[str, Any]:
         "CreatedAt": created,
         "LatestStatus": "call-completed",
         "LatestSequenceNumber": 3,
-        "ConnectAction": {
-            "Result": "session-success",
-            "Outcome": "session-success",
-            "Next": "hangup",
-            "ReceivedAt": "2026-05-07T00:59:30.500000+00:00",
-        },
-        "Recordings": {
-            "RE" + "1" * 32: {
-                "Status": "completed",
-                "Duration": 60,
-                "Channels": 2,
-                "Source": "DialVerb",
-                "UpdatedAt": "2026-05-07T00:59:31+00:00",
-                "QueuedAt": "2026-05-07T00:59:31.200000+00:00",
-            }
-        },
+        "CallStatus": "completed",
+        "CallSequenceNumber": 0,
     }
+
+
+ACTION = {
+    "SessionId": SESSION,
+    "ItemKey": "action#connect",
+    "Result": "session-success",
+    "Outcome": "session-success",
+    "Next": "hangup",
+    "ReceivedAt": "2026-05-07T00:59:30.500000+00:00",
+}
+RECORDING = {
+    "SessionId": SESSION,
+    "ItemKey": "recording#RE" + "1" * 32,
+    "RecordingSid": "RE" + "1" * 32,
+    "Status": "completed",
+    "Duration": 60,
+    "Channels": 2,
+    "Source": "DialVerb",
+    "UpdatedAt": "2026-05-07T00:59:31+00:00",
+    "QueuedAt": "2026-05-07T00:59:31.200000+00:00",
+}
 
 
 def event(sequence: int, status: str, timestamp: str, received: str) -> dict[str, Any]:
     return {
         "SessionId": SESSION,
+        "ItemKey": f"event#conversation#{sequence:010d}",
+        "Stream": "conversation",
         "SequenceNumber": sequence,
         "Status": status,
         "Timestamp": timestamp,
+        "EventTime": timestamp,
         "DialCallSid": "CA" + "d" * 32,
         "ReceivedAt": received,
     }
+
+
+def call_event(call_sid: str, sequence: int, status: str, timestamp: str, received: str) -> dict[str, Any]:
+    return {
+        "SessionId": SESSION,
+        "ItemKey": f"event#call#{call_sid}#{sequence:010d}",
+        "Stream": "call",
+        "CallSid": call_sid,
+        "SequenceNumber": sequence,
+        "CallStatus": status,
+        "Timestamp": timestamp,
+        "EventTime": timestamp,
+        "ReceivedAt": received,
+    }
+
+
+LEG = "CA" + "e" * 32
 
 
 @pytest.fixture
@@ -75,8 +102,27 @@ def stored(aws: Any) -> Any:
     table.put_item(
         Item=event(2, "call-answered", "2026-05-07T00:58:28+00:00", "2026-05-07T00:58:20.300000+00:00")
     )
+    # The call's own call-progress stream (number status URL) and a dialled leg's
+    table.put_item(
+        Item=call_event(CALL, 0, "completed", "2026-05-07T00:59:31+00:00", "2026-05-07T00:59:31.100000+00:00")
+    )
+    table.put_item(
+        Item=call_event(LEG, 0, "initiated", "2026-05-07T00:58:21+00:00", "2026-05-07T00:58:21.100000+00:00")
+    )
+    table.put_item(
+        Item={
+            "SessionId": SESSION,
+            "ItemKey": f"leg#{LEG}",
+            "CallSid": LEG,
+            "CallStatus": "initiated",
+            "CallSequenceNumber": 0,
+            "To": "+15550100100",
+        }
+    )
+    table.put_item(Item=ACTION)
+    table.put_item(Item=RECORDING)
     later = session_item(OTHER_SESSION, "2026-05-07T01:10:00+00:00")
-    for name in ("ConnectAction", "Recordings", "LatestStatus", "LatestSequenceNumber"):
+    for name in ("LatestStatus", "LatestSequenceNumber", "CallStatus", "CallSequenceNumber"):
         later.pop(name)
     table.put_item(Item=later)
     return aws
@@ -95,16 +141,25 @@ def test_events_come_in_sequence_order_with_times_relative_to_the_call(stored: A
     timeline = reader().timeline(SESSION, read_queues=False)
     text = render(timeline)
 
-    # Then the events are in SequenceNumber order, whatever order they were written in
-    assert [item["SequenceNumber"] for item in timeline.events] == [1, 2, 3]
-    rows = re.findall(r"^\s+(\d)\s+(call-\w+)\s+(\+\d+s)\s+(\+[\d.]+s)", text, re.MULTILINE)
+    # Then each stream is in SequenceNumber order, whatever order the events were written in
+    assert [item["SequenceNumber"] for item in timeline.stream("conversation")] == [1, 2, 3]
+    assert [item["CallStatus"] for item in timeline.stream("call")] == ["completed"]
+    assert [item["CallStatus"] for item in timeline.stream(f"call:{LEG}")] == ["initiated"]
+    # And the streams are interleaved by Twilio's Timestamp
+    rows = re.findall(
+        r"^\s+(call|conversation|leg \S+)\s+(\d)\s+([\w-]+)\s+(\+\d+s)\s+(\+[\d.]+s)", text, re.M
+    )
     assert rows == [
-        ("1", "call-initiated", "+1s", "+0.700s"),
-        ("2", "call-answered", "+9s", "+0.900s"),
-        ("3", "call-completed", "+71s", "+0.500s"),
+        ("conversation", "1", "call-initiated", "+1s", "+0.700s"),
+        ("leg CAeeeeee…eeee", "0", "initiated", "+2s", "+1.700s"),
+        ("conversation", "2", "call-answered", "+9s", "+0.900s"),
+        ("conversation", "3", "call-completed", "+71s", "+0.500s"),
+        ("call", "0", "completed", "+72s", "+71.700s"),
     ]
-    # And the session item's facts: latest status, the action step, the recording and its queueing
-    assert "latest status call-completed (#3)" in text
+    # And the session's latest status of each stream, the leg, the action step, the recording
+    assert "call status completed (#0)" in text
+    assert "conversation status call-completed (#3)" in text
+    assert re.search(r"Dialled legs\n.*\n.*\n\s+CAeeeeee…eeee\s+initiated \(#0\)\s+To=\+155", text)
     assert re.search(
         r"action: connect\s+\+71\.100s\s+Result=session-success Outcome=session-success Next=hangup", text
     )

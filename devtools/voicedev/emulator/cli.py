@@ -208,6 +208,19 @@ def simulate_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, help="seed for --shuffle/--duplicates (printed when not given)")
     parser.add_argument(
+        "--call-status",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send the call's call-progress events to /voice/status without a session, as the "
+        'number\'s "Call status changes" URL does (default: on)',
+    )
+    parser.add_argument(
+        "--call-status-events",
+        metavar="EVENTS",
+        help="the call's StatusCallbackEvent list, e.g. 'initiated ringing answered completed' (default: "
+        "Twilio's: completed for inbound calls, all four for outbound ones)",
+    )
+    parser.add_argument(
         "--media-url",
         help="base of the RecordingUrls sent (default: the local mode's fake media host, "
         "http://127.0.0.1:$LOCAL_MEDIA_PORT/2010-04-01, for the local mode; Twilio's API otherwise)",
@@ -231,6 +244,19 @@ def simulate_parser() -> argparse.ArgumentParser:
     )
     _aws_arguments(parser)
     return parser
+
+
+CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
+
+
+def _call_events(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    events = tuple(value.replace(",", " ").split())
+    unknown = [event for event in events if event not in CALL_EVENTS]
+    if unknown:
+        raise SystemExit(f"--call-status-events: {', '.join(unknown)} is not one of {', '.join(CALL_EVENTS)}")
+    return events
 
 
 def _aws_arguments(parser: argparse.ArgumentParser) -> None:
@@ -274,6 +300,17 @@ def _peek(args: argparse.Namespace, location: AwsLocation) -> bool:
     if args.peek_queue is not None:
         return bool(args.peek_queue)
     return location.endpoint_url is not None and is_loopback(location.endpoint_url)
+
+
+def _sessions_played(reader: TimelineReader, results: Sequence[CallResult]) -> list[str]:
+    """The sessions the TwiML named, then any other session of the same calls: a call-progress
+    event sent before the call had a session (an outbound call rings first) starts one of its own."""
+    sessions: list[str] = []
+    for result in results:
+        sessions += result.session_ids
+        if result.call_events:
+            sessions += reader.sessions_for_call(result.call_sid)
+    return list(dict.fromkeys(sessions))
 
 
 def print_timelines(reader: TimelineReader, session_ids: Sequence[str], peek: bool) -> bool:
@@ -332,6 +369,8 @@ def simulate_main(argv: Sequence[str] | None = None) -> int:
         timeout=args.timeout,
         strict=args.strict,
         media_api_base=args.media_url or (None if deployed else local_media_url()),
+        call_status=args.call_status,
+        call_status_events=_call_events(args.call_status_events),
     )
     delivery = ("shuffled" if args.shuffle else "in order") + (
         f", duplicates p={args.duplicates}" if args.duplicates else ""
@@ -366,9 +405,7 @@ def simulate_main(argv: Sequence[str] | None = None) -> int:
         location = _location(args, deployed)
         try:
             reader = TimelineReader(location)
-            print_timelines(
-                reader, [sid for result in results for sid in result.session_ids], _peek(args, location)
-            )
+            print_timelines(reader, _sessions_played(reader, results), _peek(args, location))
         except TimelineError as exc:
             print(f"timeline: {exc}", file=sys.stderr)
         except Exception as exc:  # the calls ran; a missing table or credentials must not hide that

@@ -45,6 +45,9 @@ from voicedev.emulator.twiml import (
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
 DEFAULT_BASE_URL = "http://127.0.0.1:3000"
+# The connection overrides docs/deploy.md puts on the number's status URL (`#rc=3&rp=all`).
+OVERRIDES = (("rc", "3"), ("rp", "all"))
+ALL_CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
 # Twilio stops a call whose TwiML keeps asking for more TwiML; the emulator reports it as a loop.
 MAX_DOCUMENTS = 10
 TWIML_KINDS = ("connect", "action", "record-action", "dial-action", "redirect")
@@ -73,10 +76,23 @@ class EmulatorConfig:
     media_api_base: str | None = None
     """Base of RecordingUrls instead of `https://api.twilio.com/2010-04-01` (the local mode's fake
     media host: `LocalMode.media_api_base`)."""
+    call_status: bool = True
+    """Send the call's own call-progress events to the number's "Call status changes" URL (this
+    API's /voice/status, typed by hand in the Console: no `session` parameter), as docs/deploy.md
+    tells users to configure it."""
+    call_status_events: tuple[str, ...] | None = None
+    """StatusCallbackEvent of the call. None: Twilio's defaults, `completed` only for an inbound
+    call (a number's status URL takes no event list) and every event for an outbound call (created
+    through the API with a StatusCallbackEvent list)."""
 
     @property
     def connect_url(self) -> str:
         return self.base_url.rstrip("/") + self.connect_path
+
+    @property
+    def call_status_target(self) -> Target:
+        """The number's status URL as docs/deploy.md gives it (`CallStatusCallbackUrl`)."""
+        return Target(url=self.base_url.rstrip("/") + routes.STATUS, method="POST", overrides=dict(OVERRIDES))
 
 
 @dataclass
@@ -108,6 +124,9 @@ class StatusEventSent:
     sequence_number: int
     status: str
     params: tuple[tuple[str, str], ...]
+    stream: str = "conversation"
+    """`conversation` (<Conversation statusCallback>) or `call:<CallSid>` (call-progress events of
+    the call, or of a dialled leg)."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +153,9 @@ class CallResult:
     documents: list[tuple[str, Document]] = field(default_factory=list)
     session_ids: list[str] = field(default_factory=list)
     status_events: list[StatusEventSent] = field(default_factory=list)
+    """`<Conversation statusCallback>` events."""
+    call_events: list[StatusEventSent] = field(default_factory=list)
+    """Call-progress events: the call's own (no `session`) and each dialled leg's."""
     recordings: list[RecordingMade] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
@@ -191,6 +213,7 @@ class CallEmulator:
         self._pending: list[_Delivery] = []
         self._order = 0
         self._caller_gone = False
+        self._call_sequence = 0
         line = config.conversation_number if scenario.line is Line.CONVERSATION else config.relay_number
         if scenario.direction == "inbound":
             from_, to = config.customer_number, line
@@ -217,14 +240,73 @@ class CallEmulator:
 
     def run(self) -> CallResult:
         target = Target(url=self.config.connect_url, method=self.config.connect_method)
+        self._call_progress_before_answer()
         document = self._fetch(
             "connect", target, self.call.standard("ringing"), "CallStatus=ringing " + self._who()
         )
         if isinstance(document, Document):
             self._run(document)
+        self._call_progress_end()
         self._flush(None)
         self._check()
         return self.result
+
+    # --- the call's own call-progress events ---------------------------------------------------
+
+    def _call_events(self) -> tuple[str, ...]:
+        if not self.config.call_status:
+            return ()
+        if self.config.call_status_events is not None:
+            return self.config.call_status_events
+        return ("completed",) if self.call.direction == "inbound" else ALL_CALL_EVENTS
+
+    def _call_progress_before_answer(self) -> None:
+        """An outbound call is initiated and rings before Twilio fetches its TwiML (on answer),
+        so those events are sent before any session exists; an inbound call rings as it arrives."""
+        events = self._call_events()
+        self._call_sequence = 0
+        outbound = self.call.direction != "inbound"
+        moments = {
+            "initiated": -4.0,
+            "ringing": -3.0 if outbound else 0.0,
+            "answered": 0.0 if outbound else 0.5,
+        }
+        for event in ("initiated", "ringing", "answered"):
+            if event in events and (outbound or event != "initiated"):
+                self._schedule_call_event(self.call, p.CALL_PROGRESS_STATUS[event], moments[event])
+
+    def _call_progress_end(self) -> None:
+        if "completed" in self._call_events():
+            end = self.t + 0.5
+            self._schedule_call_event(self.call, "completed", end, duration=round(end))
+
+    def _schedule_call_event(
+        self,
+        call: p.CallIdentity,
+        call_status: str,
+        moment: float,
+        *,
+        duration: int | None = None,
+        parent: str | None = None,
+        target: Target | None = None,
+        sequence: int | None = None,
+    ) -> None:
+        if sequence is None:
+            sequence = self._call_sequence
+            self._call_sequence += 1
+        params = call.call_progress(
+            call_status, sequence, p.rfc2822(self._at(moment)), duration=duration, parent_call_sid=parent
+        )
+        stream = f"call:{call.call_sid}"
+        self.result.call_events.append(StatusEventSent(None, sequence, call_status, tuple(params), stream))
+        where = "leg" if parent else "call"
+        self._schedule(
+            moment,
+            "call-status",
+            f"{where} #{sequence} {call_status}",
+            target or self.config.call_status_target,
+            params,
+        )
 
     def _who(self) -> str:
         return f"From={self.call.from_} To={self.call.to} Direction={self.call.direction}"
@@ -545,6 +627,7 @@ class CallEmulator:
         caller = self.scenario.caller
         dial_sid = p.sid("CA")
         shown = ", ".join(value for _, value in dial.targets)
+        started = self.t
         if caller.dial_answered:
             self.t += 5 + caller.dial_talk_seconds
             status, duration = "completed", caller.dial_talk_seconds
@@ -553,6 +636,7 @@ class CallEmulator:
             self.t += int(dial.attrs.get("timeout", "30") or 30)
             status, duration = "no-answer", 0
             self._note(f"<Dial> {shown}: no answer")
+        self._leg_events(dial, dial_sid, started, status, duration)
         if dial.action is None:
             return None
         action_params = self.call.standard("in-progress")
@@ -562,6 +646,39 @@ class CallEmulator:
             ("DialCallDuration", str(duration)),
         ]
         return self._fetch("dial-action", dial.action, action_params, f"DialCallStatus={status}") or END
+
+    def _leg_events(self, dial: Dial, leg_sid: str, started: float, status: str, duration: int) -> None:
+        """The dialled leg's call-progress events, to the noun's statusCallback (the first noun is
+        the one that rings here)."""
+        noun = dial.nouns[0] if dial.nouns else None
+        if noun is None or noun.status_callback is None:
+            return
+        leg = p.CallIdentity(
+            account_sid=self.call.account_sid,
+            call_sid=leg_sid,
+            from_=dial.attrs.get("callerId") or self.call.to,
+            to=noun.value,
+            direction="outbound-dial",
+        )
+        answered = status == "completed"
+        plan = [("initiated", "initiated", started), ("ringing", "ringing", started + 1)]
+        if answered:
+            plan.append(("answered", "in-progress", started + 5))
+        plan.append(("completed", status, self.t))
+        sequence = 0
+        for event, call_status, moment in plan:
+            if event not in noun.status_events:
+                continue
+            self._schedule_call_event(
+                leg,
+                call_status,
+                moment,
+                duration=duration if event == "completed" else None,
+                parent=self.call.call_sid,
+                target=noun.status_callback,
+                sequence=sequence,
+            )
+            sequence += 1
 
     # --- requests ---------------------------------------------------------------------------------
 

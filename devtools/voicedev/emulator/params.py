@@ -12,6 +12,11 @@ API_VERSION = "2010-04-01"
 TWILIO_API_BASE = "https://api.twilio.com/2010-04-01"
 RECORDINGS_API = TWILIO_API_BASE + "/Accounts/{account}/Recordings/{recording}"
 CALLBACK_SOURCE = "voice-conversation-service"
+# CallbackSource of call-progress status callbacks (the number's "Call status changes" URL, a
+# <Dial> noun's statusCallback, an outbound call's StatusCallback).
+CALL_PROGRESS_SOURCE = "call-progress-events"
+# StatusCallbackEvent names and the CallStatus each one reports.
+CALL_PROGRESS_STATUS = {"initiated": "initiated", "ringing": "ringing", "answered": "in-progress"}
 # Emulated calls are recognisable in a real table: the CallSid (hence the SessionId, which starts
 # with it) begins with this prefix, and the customer's number is Twilio's magic test number.
 EMULATED_CALL_SID_PREFIX = "CA00000000"
@@ -62,6 +67,29 @@ class CallIdentity:
     to: str
     direction: str = "inbound"
     country: str = "US"
+
+    def call_progress(
+        self,
+        call_status: str,
+        sequence_number: int,
+        timestamp: str,
+        *,
+        duration: int | None = None,
+        parent_call_sid: str | None = None,
+    ) -> Pairs:
+        """A call-progress status callback: the standard parameters, then the event's own."""
+        pairs = self.standard(call_status)
+        if parent_call_sid:
+            pairs.append(("ParentCallSid", parent_call_sid))
+        pairs += [
+            ("CallbackSource", CALL_PROGRESS_SOURCE),
+            ("SequenceNumber", str(sequence_number)),
+            ("Timestamp", timestamp),
+        ]
+        if duration is not None:
+            # Duration: billed minutes, rounded up (Twilio's call-progress parameters).
+            pairs += [("CallDuration", str(duration)), ("Duration", str(max(1, -(-duration // 60))))]
+        return pairs
 
     def standard(self, call_status: str) -> Pairs:
         """Twilio's standard voice request parameters, in the order Twilio sends them."""

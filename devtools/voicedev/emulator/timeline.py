@@ -1,6 +1,8 @@
-"""The story of a session, read back from where the product wrote it: the session item and its
-status events in EventsTable (in `SequenceNumber` order), and the RecordingsQueue messages, shown as
-tables with times relative to the call's start.
+"""The story of a session, read back from where the product wrote it: the session item, its status
+events of every stream (the `<Conversation>` events, the call's own call-progress events, each
+dialled leg's, reconciled ones) interleaved by time, its action requests and recordings in
+EventsTable (docs/data-model.md), and the RecordingsQueue messages, shown as tables with times
+relative to the call's start.
 
 Works against the local mode's embedded AWS endpoint (the default) and against a deployed stack
 (real AWS credentials; table and queue from `--stack-name` outputs, the environment, or flags).
@@ -31,6 +33,8 @@ LOCAL_AWS_ENDPOINT = "http://127.0.0.1:5005"
 LOCAL_REGION = "us-east-1"
 TABLE_LOGICAL_ID = "EventsTable"
 CALL_SID_INDEX = "ByCallSid"
+CALL_SID_INDEX_KEY = "SessionCallSid"
+SESSION_KEY = "session"
 QUEUE_LOGICAL_IDS = ("RecordingsQueue", "RecordingsDeadLetterQueue")
 # Stack outputs of template.yaml naming the same resources.
 STACK_OUTPUTS = {
@@ -88,9 +92,25 @@ class SessionTimeline:
     session_id: str
     session: dict[str, Any] | None
     events: list[dict[str, Any]]
-    """Status-event items, in SequenceNumber order."""
+    """Status-event items of every stream (`event#...`), interleaved by time (`EventTime`)."""
     messages: list[PeekedMessage] = field(default_factory=list)
     queues_read: bool = False
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    """Action-request items (`action#<step>`), in the order they were received."""
+    recordings: list[dict[str, Any]] = field(default_factory=list)
+    """Recording items (`recording#<RecordingSid>`)."""
+    legs: list[dict[str, Any]] = field(default_factory=list)
+    """Dialled legs of the session's call (`leg#<CallSid>`)."""
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    """ConversationRelay turns (`turn#<attempt>#<seq>`), in order."""
+
+    def stream(self, name: str) -> list[dict[str, Any]]:
+        """One stream's events in SequenceNumber order: `conversation`, `call` (the session's
+        own call), `call:<CallSid>` (any call, a dialled leg's included) or `reconciled`."""
+        own = str((self.session or {}).get(CALL_SID_INDEX_KEY) or self.session_id.partition("-")[0])
+        wanted = f"call:{own}" if name == "call" else name
+        chosen = [item for item in self.events if stream_of(item) == wanted]
+        return sorted(chosen, key=lambda item: int(item.get("SequenceNumber", -1)))
 
     @property
     def call_start(self) -> datetime | None:
@@ -181,26 +201,25 @@ class TimelineReader:
     # -- reading -------------------------------------------------------------------------------
 
     def sessions_for_call(self, call_sid: str) -> list[str]:
-        """The sessions of a call (GSI ByCallSid), oldest first."""
+        """The sessions of a call (GSI ByCallSid), oldest first: the ones its connect requests
+        opened, and the one a callback without `session` started (id = the CallSid)."""
         items = _query_all(
             self._table,
             IndexName=CALL_SID_INDEX,
-            KeyConditionExpression=Key("CallSid").eq(call_sid),
+            KeyConditionExpression=Key(CALL_SID_INDEX_KEY).eq(call_sid),
         )
         ordered = sorted(items, key=lambda item: str(item.get("CreatedAt") or item.get("ReceivedAt") or ""))
         return list(dict.fromkeys(str(item["SessionId"]) for item in ordered))
 
     def items(self, session_id: str) -> list[dict[str, Any]]:
+        """Every item of the session, in ItemKey order."""
         items = _query_all(
             self._table, KeyConditionExpression=Key("SessionId").eq(session_id), ConsistentRead=True
         )
-        return sorted((_plain(item) for item in items), key=lambda item: int(item["SequenceNumber"]))
+        return sorted((_plain(item) for item in items), key=lambda item: str(item.get("ItemKey", "")))
 
     def timeline(self, session_id: str, *, read_queues: bool = True) -> SessionTimeline:
-        items = self.items(session_id)
-        session = next((item for item in items if int(item["SequenceNumber"]) == 0), None)
-        events = [item for item in items if int(item["SequenceNumber"]) > 0]
-        result = SessionTimeline(session_id=session_id, session=session, events=events)
+        result = timeline_of(session_id, self.items(session_id))
         if read_queues:
             result.messages = [message for message in self.peek_all() if message.session_id == session_id]
             result.queues_read = True
@@ -242,6 +261,46 @@ class TimelineReader:
                 ]
                 sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
         return list(seen.values())
+
+
+def stream_of(item: Mapping[str, Any]) -> str:
+    """`conversation`, `call:<CallSid>` or `reconciled`, from the event's ItemKey."""
+    parts = str(item.get("ItemKey", "")).split("#")
+    if len(parts) >= 3 and parts[1] == "call":
+        return f"call:{parts[2]}"
+    return parts[1] if len(parts) > 1 else "?"
+
+
+def _event_time(item: Mapping[str, Any]) -> str:
+    return str(item.get("EventTime") or _iso(item.get("Timestamp")) or item.get("ReceivedAt") or "")
+
+
+def _iso(value: Any) -> str | None:
+    moment = _parse_time(value)
+    return moment.astimezone(UTC).isoformat() if moment else None
+
+
+def timeline_of(session_id: str, items: Iterable[Mapping[str, Any]]) -> SessionTimeline:
+    """Sort a session's items (as stored) into its timeline."""
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    session: dict[str, Any] | None = None
+    for item in items:
+        key = str(item.get("ItemKey", ""))
+        if key == SESSION_KEY:
+            session = dict(item)
+        else:
+            by_kind.setdefault(key.partition("#")[0], []).append(dict(item))
+    events = sorted(by_kind.get("event", []), key=lambda item: (_event_time(item), str(item["ItemKey"])))
+    actions = sorted(by_kind.get("action", []), key=lambda item: str(item.get("ReceivedAt") or ""))
+    return SessionTimeline(
+        session_id=session_id,
+        session=session,
+        events=events,
+        actions=actions,
+        recordings=sorted(by_kind.get("recording", []), key=lambda item: str(item.get("UpdatedAt") or "")),
+        legs=by_kind.get("leg", []),
+        turns=sorted(by_kind.get("turn", []), key=lambda item: str(item["ItemKey"])),
+    )
 
 
 def _query_all(table: Any, **kwargs: Any) -> list[dict[str, Any]]:
@@ -342,12 +401,6 @@ def _fields(entry: Mapping[str, Any], names: Iterable[str]) -> str:
     return " ".join(shown)
 
 
-ACTION_STEPS = (
-    ("ConnectAction", "connect"),
-    ("DialAction", "dial"),
-    ("RecordAction", "record"),
-    ("OtherAction", "other"),
-)
 ACTION_FIELDS = (
     "Result",
     "DialCallStatus",
@@ -360,74 +413,111 @@ ACTION_FIELDS = (
     "Next",
     "Target",
 )
+EVENT_DETAILS = ("DialCallSid", "ConversationSid", "WorkerInitiated", "CallDuration")
+
+
+def _stream_label(item: Mapping[str, Any], own_call: str) -> str:
+    stream = stream_of(item)
+    if stream == f"call:{own_call}":
+        return "call"
+    if stream.startswith("call:"):
+        return "leg " + _sid(stream.removeprefix("call:"))
+    return stream
+
+
+def _status_of(item: Mapping[str, Any]) -> str:
+    return str(item.get("Status") or item.get("CallStatus") or "?")
+
+
+def _latest(session: Mapping[str, Any], status: str, sequence: str) -> str:
+    value = session.get(status)
+    return f"{value} (#{session.get(sequence)})" if value else "none"
 
 
 def render(timeline: SessionTimeline, *, queue_note: str | None = None) -> str:
     session = timeline.session or {}
     start = timeline.call_start
     lines = [f"Session {timeline.session_id}"]
-    if not timeline.session and not timeline.events:
+    stored = timeline.events or timeline.actions or timeline.recordings or timeline.legs or timeline.turns
+    if not timeline.session and not stored:
         lines.append("  nothing stored for this session (wrong id, another table, or expired by TTL)")
         return "\n".join(lines)
+    own_call = str(session.get(CALL_SID_INDEX_KEY) or timeline.session_id.partition("-")[0])
     if session:
         parties = f"{mask(session.get('From'))} -> {mask(session.get('To'))}  {session.get('Direction', '')}"
         flow = f"flow {session.get('Flow', '?')} ({session.get('FlowKind', '?')})"
-        lines.append(f"  call {session.get('CallSid', '?')}  {parties}   {flow}")
-        latest = session.get("LatestStatus")
+        if not session.get("Flow"):
+            flow = "no flow: started by a callback without a session (docs/data-model.md)"
+        lines.append(f"  call {own_call}  {parties}")
+        lines.append(f"  {flow}   opened {session.get('CreatedAt', '?')}")
         lines.append(
-            f"  opened {session.get('CreatedAt', '?')}   latest status "
-            + (f"{latest} (#{session.get('LatestSequenceNumber')})" if latest else "none")
-            + (f"   ConversationSid {session['ConversationSid']}" if session.get("ConversationSid") else "")
+            f"  call status {_latest(session, 'CallStatus', 'CallSequenceNumber')}"
+            f"   conversation status {_latest(session, 'LatestStatus', 'LatestSequenceNumber')}"
         )
+        if session.get("ConversationSid"):
+            lines.append(f"  ConversationSid {session['ConversationSid']}")
     else:
-        lines.append("  no session item (SequenceNumber 0): the connect request was not recorded")
+        lines.append("  no session item: the connect request was not recorded")
 
-    lines += ["", "  Status events (SequenceNumber order; time: Twilio's Timestamp; received: when stored)"]
+    lines += [
+        "",
+        "  Status events, every stream by time (time: Twilio's Timestamp; received: when stored)",
+    ]
     if timeline.events:
         rows = [
             [
-                str(item["SequenceNumber"]),
-                str(item.get("Status", "?")),
+                _stream_label(item, own_call),
+                str(item.get("SequenceNumber", "-")),
+                _status_of(item) + (" (reconciled)" if item.get("Reconciled") else ""),
                 # Twilio's Timestamps have whole seconds: compare them with the start's second.
                 _relative(
                     _parse_time(item.get("Timestamp")), start.replace(microsecond=0) if start else None, 0
                 ),
                 _relative(_parse_time(item.get("ReceivedAt")), start, 3),
-                _fields(item, ("DialCallSid", "ConversationSid", "WorkerInitiated")),
+                _fields(item, EVENT_DETAILS),
             ]
             for item in timeline.events
         ]
-        lines += ["  " + row for row in _table(["#", "status", "time", "received", "details"], rows)]
+        headers = ["stream", "#", "status", "time", "received", "details"]
+        lines += ["  " + row for row in _table(headers, rows)]
     else:
         lines.append("    none")
 
+    if timeline.legs:
+        lines += ["", "  Dialled legs"]
+        rows = [
+            [
+                _sid(item.get("CallSid") or str(item.get("ItemKey", "")).partition("#")[2]),
+                _latest(item, "CallStatus", "CallSequenceNumber"),
+                mask_text(_fields(item, ("To",))),
+            ]
+            for item in timeline.legs
+        ]
+        lines += ["  " + row for row in _table(["leg", "status", "details"], rows)]
+
     steps: list[tuple[datetime | None, list[str]]] = []
-    for attribute, name in ACTION_STEPS:
-        entry = session.get(attribute)
-        if isinstance(entry, Mapping):
-            moment = _parse_time(entry.get("ReceivedAt"))
-            steps.append(
-                (
-                    moment,
-                    [
-                        f"action: {name}",
-                        _relative(moment, start, 3),
-                        mask_text(_fields(entry, ACTION_FIELDS)),
-                    ],
-                )
+    for entry in timeline.actions:
+        moment = _parse_time(entry.get("ReceivedAt"))
+        name = str(entry.get("ItemKey", "action#?")).removeprefix("action#").replace("#", " attempt ")
+        steps.append(
+            (
+                moment,
+                [f"action: {name}", _relative(moment, start, 3), mask_text(_fields(entry, ACTION_FIELDS))],
             )
-    for sid, entry in sorted((session.get("Recordings") or {}).items()):
-        if not isinstance(entry, Mapping):
-            continue
+        )
+    for entry in timeline.recordings:
+        sid = entry.get("RecordingSid") or str(entry.get("ItemKey", "")).partition("#")[2]
         moment = _parse_time(entry.get("UpdatedAt"))
         queued = (
             f" queued {_relative(_parse_time(entry.get('QueuedAt')), start, 3)}"
             if entry.get("QueuedAt")
             else ""
         )
+        if entry.get("RecoveredBy"):
+            queued += f" (recovered by the {entry['RecoveredBy']})"
         details = _fields(entry, ("Status", "Duration", "Channels", "Source")) + queued
         steps.append((moment, [f"recording {_sid(sid)}", _relative(moment, start, 3), details]))
-    lines += ["", "  Session item (SequenceNumber 0): action requests and recordings"]
+    lines += ["", "  Action requests and recordings"]
     if steps:
         steps.sort(key=lambda step: step[0] or datetime.max.replace(tzinfo=UTC))
         lines += ["  " + row for row in _table(["what", "received", "details"], [row for _, row in steps])]

@@ -17,6 +17,8 @@ METHODS = ("GET", "POST")
 # `recordingStatusCallbackEvent` the attribute table and the prose disagree (twilio-facts.md), the
 # prose and the <Record> page say `completed`, which is what the emulator does when it is absent.
 DEFAULT_STATUS_EVENTS = ("call-completed",)
+# A <Dial> noun's statusCallbackEvent default (Twilio's voice docs): only `completed`.
+DEFAULT_CALL_PROGRESS_EVENTS = ("completed",)
 DEFAULT_RECORDING_EVENTS = ("completed",)
 DEFAULT_INBOUND_TIMEOUT = 60
 DEFAULT_ROUTING_ASSIGNMENT_TIMEOUT = 5
@@ -241,11 +243,22 @@ class Start:
 
 
 @dataclass(frozen=True)
+class DialNoun:
+    """A `<Number>` / `<Client>` / `<Sip>` of a `<Dial>`, with the dialled leg's status callback."""
+
+    tag: str
+    value: str
+    status_callback: Target | None = None
+    status_events: tuple[str, ...] = DEFAULT_CALL_PROGRESS_EVENTS
+
+
+@dataclass(frozen=True)
 class Dial:
     targets: tuple[tuple[str, str], ...]
     """(noun, value): ("Number", "+1555..."), ("Client", "alice"), ("Sip", ...), or ("", text)."""
     action: Target | None
     attrs: dict[str, str]
+    nouns: tuple[DialNoun, ...] = ()
 
     def describe(self) -> str:
         from voicedev.emulator.output import mask
@@ -334,10 +347,25 @@ def _verb(element: ElementTree.Element, url: str) -> Verb:
         targets = tuple((child.tag, _text(child)) for child in element)
         if not targets and _text(element):
             targets = (("", _text(element)),)
+        nouns = tuple(
+            DialNoun(
+                tag=child.tag,
+                value=_text(child),
+                status_callback=resolve(
+                    url,
+                    child.attrib.get("statusCallback"),
+                    child.attrib.get("statusCallbackMethod"),
+                    default_url=False,
+                ),
+                status_events=_words(child.attrib.get("statusCallbackEvent"), DEFAULT_CALL_PROGRESS_EVENTS),
+            )
+            for child in element
+        )
         return Dial(
             targets=targets,
             action=resolve(url, attrs.get("action"), attrs.get("method"), default_url=False),
             attrs=attrs,
+            nouns=nouns,
         )
     return Unknown(tag=tag, attrs=attrs)
 

@@ -250,7 +250,8 @@ def _aws_arguments(parser: argparse.ArgumentParser) -> None:
         "--peek-queue",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="peek the queues (default: on locally; off for real AWS, where peeks count as receives)",
+        help="read the queues (default: on locally, from the local mode's state, receiving nothing; "
+        "off for real AWS, where each peek counts as a receive)",
     )
 
 

@@ -519,7 +519,9 @@ def test_reading_timelines_leaves_every_queued_recording_unreceived(
     assert first.returncode == 0, first.stdout + first.stderr
     every = run_command(local, "simulate", "SCENARIO=all", "ARGS=--seed 5")
     assert every.returncode == 0, every.stdout + every.stderr
-    call_sid = next(word for word in first.stdout.split() if word.startswith("CA00000000") and len(word) == 34)
+    call_sid = next(
+        word for word in first.stdout.split() if word.startswith("CA00000000") and len(word) == 34
+    )
     for _ in range(6):  # more reads than RecordingsQueue's maxReceiveCount (5)
         shown = run_command(local, "timeline", f"ID={call_sid}")
         assert shown.returncode == 0, shown.stdout + shown.stderr

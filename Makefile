@@ -66,8 +66,8 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-local: $(STAMP) ## Run the API and an embedded AWS endpoint on 127.0.0.1 (no Docker)
-	$(BIN)/voice-webhooks-local
+local: $(STAMP) ## Run the API and an embedded AWS endpoint on 127.0.0.1 (no Docker); ARGS=--verbose: handler logs
+	$(BIN)/voice-webhooks-local $(ARGS)
 
 simulate: $(STAMP) ## Play Twilio for whole calls against make local: make simulate SCENARIO=all ARGS="--shuffle"
 	$(BIN)/voice-webhooks-simulate $(SCENARIO) $(ARGS)

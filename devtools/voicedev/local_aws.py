@@ -19,7 +19,7 @@ from voicedev.local_settings import HOST, REGION
 
 EVENTS_TABLE = "EventsTable"
 ACCOUNT_ID = "123456789012"  # moto's default account
-AUTH_TOKEN_SECRET_NAME = "twilio/auth-token"  # noqa: S105 - a name; README's deploy step uses the same
+AUTH_TOKEN_SECRET_NAME = "twilio/auth-token"  # noqa: S105 - a name, local only (deploy.md's is namespaced)
 # moto accepts any credentials; fixed dummies keep a developer's real ones out of every request.
 DUMMY_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 # GET on the embedded endpoint: every message held by each queue, read from moto's state without

@@ -29,8 +29,11 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s); set PYTHON=python3.11 or newer" % sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing the project into $(VENV) (about a minute, first run only)"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# setuptools warns that a folder named like a package in the working directory would shadow the
+	@# editable install: the packages live under layers/common/ and devtools/, nothing at the root.
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP) ## Create .venv and install the project with its development tools
@@ -43,7 +46,8 @@ $(SAM_STAMP):
 
 sam-cli: $(SAM_STAMP) ## Install the pinned AWS SAM CLI into .tools/sam (used by lint and build)
 
-test: $(STAMP) ## Run every test (unit, integration under moto, e2e over loopback)
+test: $(STAMP) ## Run every test (unit, integration under moto, e2e over loopback); `make test-fast` is quicker
+	@echo "running every test (several minutes on two cores; make test-fast skips the slow ones)"
 	$(BIN)/pytest
 
 test-fast: $(STAMP) ## Run the tests without the slow ones
@@ -62,8 +66,8 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-local: $(STAMP) ## Run the API and an embedded AWS endpoint on 127.0.0.1 (no Docker)
-	$(BIN)/voice-webhooks-local
+local: $(STAMP) ## Run the API and an embedded AWS endpoint on 127.0.0.1 (no Docker); ARGS=--verbose: handler logs
+	$(BIN)/voice-webhooks-local $(ARGS)
 
 simulate: $(STAMP) ## Play Twilio for whole calls against make local: make simulate SCENARIO=all ARGS="--shuffle"
 	$(BIN)/voice-webhooks-simulate $(SCENARIO) $(ARGS)

@@ -3,9 +3,11 @@ table, queues and buckets (created from template.yaml's own definitions) and the
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +19,13 @@ from voicedev.local_settings import HOST, REGION
 
 EVENTS_TABLE = "EventsTable"
 ACCOUNT_ID = "123456789012"  # moto's default account
-AUTH_TOKEN_SECRET_NAME = "twilio/auth-token"  # noqa: S105 - a name; README's deploy step uses the same
+AUTH_TOKEN_SECRET_NAME = "twilio/auth-token"  # noqa: S105 - a name, local only (deploy.md's is namespaced)
 # moto accepts any credentials; fixed dummies keep a developer's real ones out of every request.
 DUMMY_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+# GET on the embedded endpoint: every message held by each queue, read from moto's state without
+# receiving it (SQS itself cannot look without receiving, and each receive ages a message toward
+# its queue's maxReceiveCount). The local mode's timelines read this instead of ReceiveMessage.
+QUEUE_MESSAGES_PATH = "/_voicedev/queue-messages"
 
 
 class LocalAwsError(RuntimeError):
@@ -65,6 +71,45 @@ def _ensure_free(port: int) -> None:
         probe.close()
 
 
+def queue_messages(region: str) -> dict[str, list[dict[str, Any]]]:
+    """Queue name -> its messages (visible, in flight or delayed), shaped like ReceiveMessage's
+    `Messages` entries, from moto's in-process backend. Receives nothing, changes nothing."""
+    from moto.sqs.models import sqs_backends
+
+    backend = sqs_backends[ACCOUNT_ID][region]
+    result: dict[str, list[dict[str, Any]]] = {}
+    for name, queue in list(backend.queues.items()):
+        result[name] = [
+            {
+                "MessageId": message.id,
+                "Body": message.body,
+                "MessageAttributes": message.message_attributes,
+                "Attributes": {
+                    "ApproximateReceiveCount": str(message.approximate_receive_count),
+                    "SentTimestamp": str(message.sent_timestamp or 0),
+                },
+            }
+            for message in list(queue._messages)  # every message, not only the visible ones
+        ]
+    return result
+
+
+def _with_queue_messages(app: Any, region: str) -> Callable[..., Iterable[bytes]]:
+    """moto's WSGI app, plus QUEUE_MESSAGES_PATH."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == QUEUE_MESSAGES_PATH and environ.get("REQUEST_METHOD") == "GET":
+            body = json.dumps({"queues": queue_messages(region)}).encode()
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
+            return [body]
+        result: Iterable[bytes] = app(environ, start_response)
+        return result
+
+    return wrapped
+
+
 class EmbeddedAws:
     """A moto server in this process, on loopback."""
 
@@ -88,6 +133,10 @@ class EmbeddedAws:
         _ensure_free(self.requested_port)
         server = ThreadedMotoServer(ip_address=HOST, port=self.requested_port, verbose=False)
         server.start()
+        # Nothing has called the endpoint yet (its port was just taken): wrap the app before use.
+        wsgi_server = server._server
+        assert wsgi_server is not None
+        wsgi_server.app = _with_queue_messages(wsgi_server.app, self.region)
         self._server = server
         self._port = int(server.get_host_and_port()[1])
 

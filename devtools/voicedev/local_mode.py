@@ -5,7 +5,8 @@ No Docker, no AWS account. See docs/local-mode.md.
 Settings (environment): LOCAL_API_PORT (3000), LOCAL_AWS_PORT (5005), TWILIO_AUTH_TOKEN (the
 documented development token), TWILIO_ACCOUNT_SID (the documented development account),
 FLOW_CONFIG (config/flows.example.json), PUBLIC_BASE_URL (the local API URL; a tunnel URL lets a
-real Twilio number call this laptop).
+real Twilio number call this laptop), LOCAL_LOG_LEVEL (the handlers' log level: WARNING, so that
+one line per request stays readable; INFO, or --verbose, prints their JSON logs).
 
 `LocalMode` is the same thing as a library, for tools that drive it (the call emulator):
 
@@ -160,6 +161,7 @@ class LocalMode:
     def _apply_environment(self) -> None:
         assert self.resources is not None
         environment = handler_environment(self.template, self.settings, self.resources, self.public_base_url)
+        environment.values["POWERTOOLS_LOG_LEVEL"] = self.settings.handler_log_level(os.environ)
         self.environment = environment
         self._apply(environment)
         self.notes.extend(environment.notes)
@@ -296,6 +298,7 @@ class LocalMode:
             f"  auth token     {settings.token_for_display()}  {token_note}",
             f"  account        {settings.account_sid}  {account_note}",
             f"  flow config    {self.flow_summary}",
+            f"  handler logs   {self._log_note()}",
             *(self.archiving.banner_lines() if self.archiving is not None else []),
             f"  process        pid {os.getpid()}  (stop: Ctrl-C, or kill {os.getpid()})",
             "",
@@ -310,6 +313,12 @@ class LocalMode:
             lines += ["", "Notes:", *(f"  - {note}" for note in self.notes)]
         lines += ["", "Ready. One line per request: time, method, route, status, duration, session."]
         return "\n".join(lines)
+
+    def _log_note(self) -> str:
+        level = self.environment.values["POWERTOOLS_LOG_LEVEL"] if self.environment else "?"
+        if level in ("DEBUG", "INFO"):
+            return f"{level} (every handler log line; LOCAL_LOG_LEVEL=WARNING for requests only)"
+        return f"{level} and above (full JSON logs: make local ARGS=--verbose, or LOCAL_LOG_LEVEL=INFO)"
 
 
 def _dev_account() -> str:
@@ -334,15 +343,20 @@ def _reset_handler_caches() -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="voice-webhooks-local",
         description=__doc__.split("\n\n`LocalMode`")[0] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--verbose", action="store_true", help="print the handlers' JSON logs (LOCAL_LOG_LEVEL=INFO)"
+    )
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    _parser().parse_args(argv)
+    if _parser().parse_args(argv).verbose:
+        os.environ["LOCAL_LOG_LEVEL"] = "INFO"
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)
     stop_requested = threading.Event()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -25,6 +25,8 @@ DEFAULT_MEDIA_PORT = 3002
 DEFAULT_FLOW_CONFIG = PROJECT_ROOT / "config" / "flows.example.json"
 
 Port = Annotated[int, Field(ge=0, le=65535)]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+QUIET_LOG_LEVEL = "WARNING"
 
 
 class LocalSettingsError(ValueError):
@@ -46,6 +48,17 @@ class LocalSettings(BaseModel):
     # default, since it consumes RecordingsQueue (whose messages the timeline otherwise shows).
     archiver: bool = Field(False, alias="LOCAL_ARCHIVER")
     media_port: Port = Field(DEFAULT_MEDIA_PORT, alias="LOCAL_MEDIA_PORT")
+    # The handlers' log level here. Unset: POWERTOOLS_LOG_LEVEL if set, else WARNING, so that the
+    # one line per request stays readable (INFO prints every handler's JSON log lines).
+    log_level: LogLevel | None = Field(None, alias="LOCAL_LOG_LEVEL")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    def handler_log_level(self, environ: Mapping[str, str]) -> str:
+        return self.log_level or environ.get("POWERTOOLS_LOG_LEVEL", "").strip().upper() or QUIET_LOG_LEVEL
 
     @field_validator("flow_config", mode="before")
     @classmethod

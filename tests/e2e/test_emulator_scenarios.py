@@ -550,3 +550,43 @@ def test_make_simulate_runs_many_calls_at_once(local_mode: LocalModeProcess) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "calls      22 (0 failed), concurrency 6" in result.stdout
     assert "latency    median" in result.stdout and "p99" in result.stdout
+
+
+def test_reading_timelines_leaves_every_queued_recording_unreceived(
+    local_mode_factory: Any,
+) -> None:
+    # Given a fresh local mode (its queues hold only what this test sends)
+    local = local_mode_factory()
+
+    # When a newcomer runs the README's sequence: simulate, simulate all, then a timeline, twice over
+    first = run_command(local, "simulate", "ARGS=--seed 3")
+    assert first.returncode == 0, first.stdout + first.stderr
+    every = run_command(local, "simulate", "SCENARIO=all", "ARGS=--seed 5")
+    assert every.returncode == 0, every.stdout + every.stderr
+    call_sid = next(
+        word for word in first.stdout.split() if word.startswith("CA00000000") and len(word) == 34
+    )
+    for _ in range(6):  # more reads than RecordingsQueue's maxReceiveCount (5)
+        shown = run_command(local, "timeline", f"ID={call_sid}")
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert "read from the local mode's state: nothing received" in shown.stdout
+
+    # Then every recording is still in RecordingsQueue, visible, never received; the DLQ is empty
+    expected = 1 + sum(scenario.queued_recordings for scenario in SCENARIOS)
+    sqs = local.client("sqs")
+    queue = sqs.get_queue_url(QueueName="RecordingsQueue")["QueueUrl"]
+    dead = sqs.get_queue_url(QueueName="RecordingsDeadLetterQueue")["QueueUrl"]
+    counts = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+    assert counts["ApproximateNumberOfMessages"] == str(expected)
+    assert counts["ApproximateNumberOfMessagesNotVisible"] == "0"
+    dead_counts = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["All"])["Attributes"]
+    assert dead_counts["ApproximateNumberOfMessages"] == "0"
+    assert dead_counts["ApproximateNumberOfMessagesNotVisible"] == "0"
+    # (A receive counts itself: 1 here means no earlier receive.)
+    received: dict[str, str] = {}
+    while batch := sqs.receive_message(
+        QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=60, AttributeNames=["All"]
+    ).get("Messages", []):
+        received.update({m["MessageId"]: m["Attributes"]["ApproximateReceiveCount"] for m in batch})
+    assert len(received) == expected
+    assert set(received.values()) == {"1"}

@@ -344,3 +344,40 @@ def test_invalid_settings_stop_the_start_naming_each_variable(venv_ready: None) 
     assert "TWILIO_ACCOUNT_SID" in result.stderr
     assert "PUBLIC_BASE_URL: must be an http(s) URL" in result.stderr
     assert "Ready." not in result.stdout
+
+
+def json_log_lines(local: LocalModeProcess) -> list[str]:
+    return [line for line in local.lines if line.startswith("{") and '"level"' in line]
+
+
+def test_the_terminal_shows_one_line_per_request_and_no_handler_json_logs_by_default(
+    local_mode: LocalModeProcess,
+) -> None:
+    # Given the local mode as `make local` starts it, the banner says how to see the handler logs
+    assert re.search(
+        r"^\s+handler logs\s+WARNING and above \(full JSON logs: make local ARGS=--verbose, or "
+        r"LOCAL_LOG_LEVEL=INFO\)$",
+        local_mode.output(),
+        re.MULTILINE,
+    )
+
+    # When a call is answered
+    twiml(local_mode.post("/voice/connect", connect_params(CONVERSATION_NUMBER)))
+
+    # Then its request line is printed, and no handler JSON log line
+    local_mode.wait_for_line(r"POST\s+/voice/connect\s+200\s")
+    assert json_log_lines(local_mode) == []
+
+
+def test_verbose_prints_the_handlers_json_logs(local_mode_factory) -> None:
+    # Given `make local ARGS=--verbose`
+    local = local_mode_factory(ARGS="--verbose")
+    assert re.search(r"^\s+handler logs\s+INFO \(every handler log line", local.output(), re.MULTILINE)
+
+    # When a call is answered
+    twiml(local.post("/voice/connect", connect_params(CONVERSATION_NUMBER)))
+
+    # Then the handlers' structured logs are printed too
+    local.wait_for_line(r"POST\s+/voice/connect\s+200\s")
+    local.wait_for_line(r'^\{.*"level":\s*"INFO"')
+    assert json_log_lines(local)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from typing import Any
 
 import pytest
@@ -227,3 +228,25 @@ def test_the_timeline_command_reports_an_unknown_call(
     status = timeline_main(["CA" + "9" * 32, "--aws-endpoint-url", "aws", "--region", "us-east-1"])
     assert status == 1
     assert "no session for call" in capsys.readouterr().out
+
+
+def test_the_timeline_command_without_the_local_mode_says_to_start_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given nothing listening on the local mode's AWS port
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("LOCAL_AWS_PORT", str(port))
+
+    # When a newcomer runs `make timeline` before `make local`
+    status = timeline_main([CALL])
+
+    # Then one clear line says what to do, and the command fails without a traceback
+    captured = capsys.readouterr()
+    assert status != 0
+    assert captured.out == ""
+    assert captured.err.strip().splitlines() == [
+        f"Nothing answers at http://127.0.0.1:{port}: start the local mode first: make local "
+        "(in another terminal, with the same LOCAL_AWS_PORT)"
+    ]

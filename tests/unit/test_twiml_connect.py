@@ -354,3 +354,63 @@ def test_every_rendered_attribute_name_is_known_to_twilio_python() -> None:
     assert set(only(relay_root, "./Connect/ConversationRelay").attrib) <= relay_names
     for language in relay_root.findall("./Connect/ConversationRelay/Language"):
         assert set(language.attrib) <= _twilio_names(ConversationRelay.language)
+
+
+def test_a_flow_with_its_own_status_callback_gets_twilios_default_events_not_ours() -> None:
+    # Given a flow that sends status callbacks to the user's own URL, as in Twilio's examples
+    flow = conversation(
+        statusCallback="https://hooks.example.com/status",
+        record="record-from-answer",
+        recordingStatusCallback="https://hooks.example.com/recordings",
+    )
+
+    # When it is rendered
+    attributes = only(render(flow), "./Connect/Conversation").attrib
+
+    # Then the user's endpoints get Twilio's defaults: no status event list (Twilio's default
+    # call-completed) and, written out because the reference page is ambiguous, `completed`
+    assert attributes["statusCallback"] == "https://hooks.example.com/status"
+    assert "statusCallbackEvent" not in attributes
+    assert attributes["recordingStatusCallback"] == "https://hooks.example.com/recordings"
+    assert attributes["recordingStatusCallbackEvent"] == "completed"
+    assert attributes["statusCallbackMethod"] == attributes["recordingStatusCallbackMethod"] == "POST"
+
+
+def test_a_flow_with_its_own_callbacks_and_event_lists_gets_exactly_its_lists() -> None:
+    # Given a flow with its own URLs and its own event lists
+    flow = conversation(
+        statusCallback="https://hooks.example.com/status",
+        statusCallbackEvent="call-answered",
+        record="record-from-answer",
+        recordingStatusCallback="https://hooks.example.com/recordings",
+        recordingStatusCallbackEvent="in-progress",
+    )
+
+    # When it is rendered
+    attributes = only(render(flow), "./Connect/Conversation").attrib
+
+    # Then its lists are written as they are
+    assert attributes["statusCallbackEvent"] == "call-answered"
+    assert attributes["recordingStatusCallbackEvent"] == "in-progress"
+
+
+def test_a_flow_with_only_its_own_event_lists_keeps_them_on_our_urls() -> None:
+    # Given a flow that narrows the events but keeps our callback URLs
+    flow = conversation(
+        statusCallbackEvent="call-completed",
+        record="record-from-answer",
+        recordingStatusCallbackEvent="completed",
+    )
+
+    # When it is rendered
+    attributes = only(render(flow), "./Connect/Conversation").attrib
+
+    # Then our URLs receive the events it chose
+    assert (attributes["statusCallback"], attributes["statusCallbackEvent"]) == (
+        URLS.status,
+        "call-completed",
+    )
+    assert (attributes["recordingStatusCallback"], attributes["recordingStatusCallbackEvent"]) == (
+        URLS.recording,
+        "completed",
+    )

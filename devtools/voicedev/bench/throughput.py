@@ -210,7 +210,8 @@ def measure_in_process(calls: int, concurrency: int) -> ThroughputResult:
     from voicedev.local_mode import LocalMode
     from voicedev.local_settings import LocalSettings
 
-    settings = LocalSettings(api_port=0, aws_port=0, media_port=0)
+    # The template's log level (INFO), not the local mode's quiet default: logging is part of the cost.
+    settings = LocalSettings(api_port=0, aws_port=0, media_port=0, log_level="INFO")
     with LocalMode(settings, on_request=_ignore) as local:
         from voicedev.emulator import SCENARIOS, EmulatorConfig, run_calls
 

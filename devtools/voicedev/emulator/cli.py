@@ -12,11 +12,14 @@ import json
 import os
 import re
 import secrets
+import socket
 import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from botocore.exceptions import EndpointConnectionError
 
 from voicedev.emulator import scenarios as catalogue
 from voicedev.emulator.engine import CallResult, EmulatorConfig
@@ -276,7 +279,8 @@ def _aws_arguments(parser: argparse.ArgumentParser) -> None:
         "--peek-queue",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="peek the queues (default: on locally; off for real AWS, where peeks count as receives)",
+        help="read the queues (default: on locally, from the local mode's state, receiving nothing; "
+        "off for real AWS, where each peek counts as a receive)",
     )
 
 
@@ -443,6 +447,13 @@ def timeline_main(argv: Sequence[str] | None = None) -> int:
     if args.stack_name and args.aws_endpoint_url is None:
         deployed = True
     location = _location(args, deployed)
+    if location.endpoint_url and is_loopback(location.endpoint_url) and not _answers(location.endpoint_url):
+        print(
+            f"Nothing answers at {location.endpoint_url}: start the local mode first: make local "
+            "(in another terminal, with the same LOCAL_AWS_PORT)",
+            file=sys.stderr,
+        )
+        return 2
     reader = TimelineReader(location)
     try:
         if re.match(CALL_SID, args.id):
@@ -456,7 +467,20 @@ def timeline_main(argv: Sequence[str] | None = None) -> int:
     except TimelineError as exc:
         print(f"timeline: {exc}", file=sys.stderr)
         return 2
+    except EndpointConnectionError as exc:
+        print(f"timeline: {exc}", file=sys.stderr)
+        return 2
     return 0 if found else 1
+
+
+def _answers(url: str) -> bool:
+    """Something listens at the URL's host and port (a quick check, before boto3's retries)."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def _line_buffered() -> None:

@@ -7,14 +7,18 @@ relative to the call's start.
 Works against the local mode's embedded AWS endpoint (the default) and against a deployed stack
 (real AWS credentials; table and queue from `--stack-name` outputs, the environment, or flags).
 
-SQS has no way to look at a message without receiving it: messages are *peeked* by receiving them
-and making them visible again at once. Each peek still counts as a receive, and RecordingsQueue
-moves a message to its dead-letter queue after `maxReceiveCount` receives, so both queues are shown."""
+Against the local mode, queue messages are read from the embedded endpoint's own state (nothing is
+received, so reading a timeline never ages a message toward the dead-letter queue). SQS itself has
+no way to look at a message without receiving it: against a deployed stack, messages are *peeked*
+by receiving them and making them visible again at once. Each peek still counts as a receive, and
+RecordingsQueue moves a message to its dead-letter queue after `maxReceiveCount` receives, so both
+queues are shown."""
 
 from __future__ import annotations
 
 import json
 import os
+import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +31,7 @@ import boto3
 from boto3.dynamodb.conditions import Key
 
 from voicedev.emulator.output import mask, mask_text
-from voicedev.local_aws import DUMMY_CREDENTIALS
+from voicedev.local_aws import DUMMY_CREDENTIALS, QUEUE_MESSAGES_PATH
 
 LOCAL_AWS_ENDPOINT = "http://127.0.0.1:5005"
 LOCAL_REGION = "us-east-1"
@@ -95,6 +99,8 @@ class SessionTimeline:
     """Status-event items of every stream (`event#...`), interleaved by time (`EventTime`)."""
     messages: list[PeekedMessage] = field(default_factory=list)
     queues_read: bool = False
+    read_locally: bool = False
+    """The messages come from the local mode's state (not received), not from peeks."""
     actions: list[dict[str, Any]] = field(default_factory=list)
     """Action-request items (`action#<step>`), in the order they were received."""
     recordings: list[dict[str, Any]] = field(default_factory=list)
@@ -223,13 +229,38 @@ class TimelineReader:
         if read_queues:
             result.messages = [message for message in self.peek_all() if message.session_id == session_id]
             result.queues_read = True
+            result.read_locally = self.reads_local_state
         return result
 
+    @property
+    def reads_local_state(self) -> bool:
+        """True against the local mode: queues are read from its state, never received from."""
+        return bool(self._endpoint and is_loopback(self._endpoint))
+
     def peek_all(self) -> list[PeekedMessage]:
+        if self.reads_local_state:
+            return self.local_messages()
         messages: list[PeekedMessage] = []
         for logical_id, url in self.queue_urls.items():
             messages.extend(self.peek(logical_id, url))
         return messages
+
+    def local_messages(self) -> list[PeekedMessage]:
+        """Every message of the queues, as the local mode's embedded endpoint holds them."""
+        assert self._endpoint is not None
+        url = self._endpoint.rstrip("/") + QUEUE_MESSAGES_PATH
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback http
+                queues = json.loads(response.read())["queues"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise TimelineError(f"cannot read the local mode's queues at {url}: {exc}") from exc
+        names = {url.rsplit("/", 1)[-1]: logical_id for logical_id, url in self.queue_urls.items()}
+        return [
+            _peeked(names[name], message)
+            for name, messages in queues.items()
+            if name in names
+            for message in messages
+        ]
 
     def peek(self, name: str, queue_url: str) -> list[PeekedMessage]:
         """Every visible message, received and made visible again at once (VisibilityTimeout 0).
@@ -529,7 +560,9 @@ def render(timeline: SessionTimeline, *, queue_note: str | None = None) -> str:
         lines.append(f"  Queue messages: not read{f' ({queue_note})' if queue_note else ''}")
     else:
         note = queue_note or (
-            "peeked: received and made visible again at once; each peek counts toward maxReceiveCount"
+            "read from the local mode's state: nothing received"
+            if timeline.read_locally
+            else "peeked: received and made visible again at once; each peek counts toward maxReceiveCount"
         )
         lines.append(f"  Queue messages for this session ({note})")
         if timeline.messages:

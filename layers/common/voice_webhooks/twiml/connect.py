@@ -3,8 +3,13 @@
 The flow's attributes are written as configured (explicit values always win); what the flow leaves
 out and this API needs is filled in: `<Connect action method>` pointing at /voice/action, and for
 `<Conversation>` the status callback (all four events) and, when recording, the recording status
-callback (`in-progress completed absent`). Event lists are always written because the reference
-page contradicts itself on their defaults (twilio-facts.md)."""
+callback (`in-progress completed absent`).
+
+Our event lists go only with our URLs: a flow that sets its own `statusCallback` or
+`recordingStatusCallback` gets its own lists or Twilio's defaults, never events it did not ask for.
+Twilio's status default (`call-completed`) is left to Twilio; the recording one is written
+(`completed`, the prose's value) because the reference page contradicts itself on it
+(twilio-facts.md: never rely on that default)."""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from voice_webhooks.flows.model import (
 DEFAULT_METHOD = "POST"
 DEFAULT_STATUS_EVENTS = " ".join(CONVERSATION_STATUS_EVENTS)
 DEFAULT_RECORDING_EVENTS = " ".join(RECORDING_STATUS_EVENTS)
+TWILIO_RECORDING_EVENTS = "completed"
 
 
 @dataclass(frozen=True)
@@ -41,13 +47,16 @@ def render_conversation(flow: ConversationFlow, urls: CallbackUrls) -> str:
     """`<Response><Connect action method><Conversation .../></Connect></Response>`."""
     response = VoiceResponse()
     attributes = flow.twiml_attributes()
-    attributes.setdefault("statusCallback", urls.status)
+    if "statusCallback" not in attributes:
+        attributes["statusCallback"] = urls.status
+        attributes.setdefault("statusCallbackEvent", DEFAULT_STATUS_EVENTS)
     attributes.setdefault("statusCallbackMethod", DEFAULT_METHOD)
-    attributes.setdefault("statusCallbackEvent", DEFAULT_STATUS_EVENTS)
     if flow.records:
-        attributes.setdefault("recordingStatusCallback", urls.recording)
+        if "recordingStatusCallback" not in attributes:
+            attributes["recordingStatusCallback"] = urls.recording
+            attributes.setdefault("recordingStatusCallbackEvent", DEFAULT_RECORDING_EVENTS)
         attributes.setdefault("recordingStatusCallbackMethod", DEFAULT_METHOD)
-        attributes.setdefault("recordingStatusCallbackEvent", DEFAULT_RECORDING_EVENTS)
+        attributes.setdefault("recordingStatusCallbackEvent", TWILIO_RECORDING_EVENTS)
     _connect(response, flow, urls).conversation(**attributes)
     return str(response)
 

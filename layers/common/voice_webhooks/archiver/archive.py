@@ -31,11 +31,11 @@ from voice_webhooks.archiver.download import (
     MediaUnauthorized,
     MediaUnavailable,
 )
+from voice_webhooks.archiver.settings import ArchiverSettings
 from voice_webhooks.archiver.store import MEDIA_BYTES, ArchiveStore, ArchiveStoreError
 from voice_webhooks.errors import DependencyUnavailable, StorageError
 from voice_webhooks.queues.recording_messages import RecordingMessage
 from voice_webhooks.runtime.observability import MetricName, count, logger
-from voice_webhooks.runtime.settings import Settings
 from voice_webhooks.storage.session_store import SessionStore, utc_now
 
 ACCOUNT_SID: Final = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -158,11 +158,11 @@ class RecordingArchiver:
         self.clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RecordingArchiver:
+    def from_settings(cls, settings: ArchiverSettings) -> RecordingArchiver:
         """ConfigurationError for a bad origin list or a missing bucket: a deployment problem,
         raised before any message is touched."""
         return cls(
-            store=ArchiveStore(settings.require("recordings_bucket_name")),
+            store=ArchiveStore(settings.recordings_bucket_name),
             media=MediaClient(MediaOrigins.parse(settings.recording_media_origins)),
             credentials=CredentialSource(settings),
             sessions=SessionStore(settings.events_table_name) if settings.events_table_name else None,

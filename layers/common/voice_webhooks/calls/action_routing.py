@@ -32,8 +32,6 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-
 from voice_webhooks.callbacks.models import (
     ConversationActionRequest,
     ConversationResult,
@@ -42,9 +40,8 @@ from voice_webhooks.callbacks.models import (
     SessionStatus,
     parse_params,
 )
-from voice_webhooks.calls.sessions import session_id_for_callback
 from voice_webhooks.edge import routes
-from voice_webhooks.edge.public_urls import api_base_url, callback_url
+from voice_webhooks.edge.public_urls import callback_url
 from voice_webhooks.edge.request import WebhookRequest
 from voice_webhooks.errors import ConfigurationError, StorageError
 from voice_webhooks.flows.model import ConversationFlow, FlowConfig, RelayFlow
@@ -56,7 +53,7 @@ from voice_webhooks.flows.outcomes import (
     SayOptions,
 )
 from voice_webhooks.runtime.observability import MetricName, count, logger, mask_phone
-from voice_webhooks.runtime.settings import Settings
+from voice_webhooks.runtime.settings import CallSettings
 from voice_webhooks.storage.session_store import SessionStore, expires_at, utc_now
 from voice_webhooks.twiml.action import (
     ActionUrls,
@@ -605,15 +602,14 @@ def _emit(notices: tuple[Notice, ...]) -> None:
 
 def answer_action(
     webhook: WebhookRequest,
-    event: APIGatewayProxyEventV2,
-    settings: Settings,
+    settings: CallSettings,
     store: SessionStore,
     load_config: Callable[[], FlowConfig],
 ) -> str:
+    """`webhook` is the verified request; its session id was resolved (and logged) by the edge."""
     request = read_action_request(webhook)
     count(MetricName.ACTION_REQUEST)
-    session_id = session_id_for_callback(webhook.session_id, request.model.call_sid) or request.model.call_sid
-    logger.append_keys(session_id=session_id)
+    session_id = webhook.callback_session_id()
 
     session: dict[str, Any] | None = None
     try:
@@ -650,7 +646,7 @@ def answer_action(
             "to": mask_phone(request.model.to),
         },
     )
-    base_url = api_base_url(event, settings.public_base_url)
+    base_url = webhook.base_url
     overrides = settings.connection_overrides
     urls = ActionUrls(
         action=callback_url(base_url, routes.ACTION, session_id, overrides),

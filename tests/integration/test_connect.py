@@ -172,7 +172,7 @@ def test_callback_urls_use_public_base_url_when_set(aws: Any, invoke: Invoke) ->
     # Given a custom domain with base path /twilio in front of the API
     public_base = "https://voice.example.com/twilio"
     aws.env(PUBLIC_BASE_URL=public_base)
-    params = call_params()
+    params = dict(call_params())
     event = connect_event(
         params,
         url="https://voice.example.com/voice/connect",
@@ -330,7 +330,7 @@ def test_unsigned_request_is_403_counted_and_nothing_is_written(
 def test_tampered_request_is_403_counted(
     aws: Any, invoke: Invoke, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    params = call_params()
+    params = dict(call_params())
     event = connect_event(call_params(RELAY_NUMBER), signature=sign(CONNECT_URL, params))
 
     response = invoke("connect", event)
@@ -648,3 +648,40 @@ def test_rejected_request_logs_no_number_and_no_token(
     assert CALLER.removeprefix("+") not in logs
     rejected = [json.loads(line) for line in logs.splitlines() if "bad signature" in line]
     assert [line["checked_url"] for line in rejected] == [CONNECT_URL]
+
+
+# --- Webhooks Rules (shared-key) signatures ---------------------------------------------------------
+
+
+def test_a_call_signed_with_a_webhooks_rule_shared_key_is_answered(aws: Any, invoke: Invoke) -> None:
+    import hashlib
+    import hmac
+
+    # Given the auth-token secret also holds the rule's SharedKey under its id
+    key_id, shared_key = "webhooks_sharedkey_0123456789abcdef", "shk_3f9a1c7e5b2d4f6081a3c5e7"
+    aws.secrets.put_secret_value(
+        SecretId=aws.secret_arn,
+        SecretString=json.dumps({"authToken": "tok_not_used_here", "sharedKeys": {key_id: shared_key}}),
+    )
+    reset_caches()
+    params = dict(call_params(To=CONVERSATION_NUMBER))
+    url = f"https://{SAMPLE_API_DOMAIN}/voice/connect"
+    signed = url + "".join(name + params[name] for name in sorted(params))
+    signature = base64.b64encode(
+        hmac.new(shared_key.encode(), signed.encode(), hashlib.sha256).digest()
+    ).decode()
+    headers = {"X-Twilio-Webhooks-Signature-Settings": f"key={key_id},algorithm=HMAC_SHA256"}
+
+    # When Twilio calls with the rule's signature, Then the call is answered
+    response = invoke(
+        "connect", http_api_event("POST", url, params, signature=signature, extra_headers=headers)
+    )
+    assert response["statusCode"] == 200, body_text(response)
+
+    # And an unknown key id is a 403 that opens no session
+    headers["X-Twilio-Webhooks-Signature-Settings"] = "key=webhooks_sharedkey_other,algorithm=HMAC_SHA256"
+    response = invoke(
+        "connect", http_api_event("POST", url, params, signature=signature, extra_headers=headers)
+    )
+    assert response["statusCode"] == 403
+    assert len(aws.items()) == 1

@@ -52,7 +52,7 @@ from voice_webhooks.flows.outcomes import (
     RelayOutcomes,
     SayOptions,
 )
-from voice_webhooks.runtime.observability import MetricName, count, logger, mask_phone
+from voice_webhooks.runtime.observability import MetricName, count, log_safe, logger, mask_phone, reduced
 from voice_webhooks.runtime.settings import CallSettings
 from voice_webhooks.storage.session_store import SessionStore, expires_at, utc_now
 from voice_webhooks.twiml.action import (
@@ -200,7 +200,8 @@ def parse_handoff(raw: str) -> Handoff:
         return Handoff(size=size, valid=False, problem="not valid JSON")
     if not isinstance(data, dict):
         return Handoff(size=size, valid=False, problem=f"a JSON {type(data).__name__}, not an object")
-    keys = tuple(sorted(str(key)[:64] for key in data)[:MAX_LOGGED_KEYS])
+    # Key names are written by the AI application: reduced unless they are plain words.
+    keys = tuple(sorted(log_safe(str(key)[:64]) for key in data)[:MAX_LOGGED_KEYS])
     if HANDOFF_TARGET_KEY not in data:
         return Handoff(size=size, valid=True, keys=keys)
     target = data[HANDOFF_TARGET_KEY]
@@ -251,6 +252,12 @@ def _value(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def _logged(value: object) -> str | None:
+    """An enumerated value as it may be logged: an unknown one may carry caller data."""
+    text = _value(value)
+    return None if text is None else log_safe(text)
+
+
 def unknown_values(request: ActionRequest) -> dict[str, str]:
     """Enumerated fields holding a value this version does not know ("answered" is a <Dial>
     value, known on the dial step)."""
@@ -268,7 +275,7 @@ def _unknown_notice(request: ActionRequest) -> Notice | None:
         "warning",
         "Action request with a value this version does not know: answering the safe default",
         MetricName.ACTION_UNKNOWN_VALUE,
-        {"unknown_values": unknown},
+        {"unknown_values": {name: log_safe(value) for name, value in unknown.items()}},
     )
 
 
@@ -281,7 +288,7 @@ def _conversation(request: ConversationActionRequest, flow: Flow | None) -> Deci
         if flow is not None:
             notices.append(Notice("warning", "Conversation action request for a relay flow: using defaults"))
     result = request.result
-    extra = {"result": _value(result), "dial_call_status": _value(request.dial_call_status)}
+    extra = {"result": _logged(result), "dial_call_status": _logged(request.dial_call_status)}
     if result == ConversationResult.SESSION_SUCCESS:
         key = "session-success"
     elif request.worker_initiated and result != ConversationResult.INVALID_CONVERSATION:
@@ -394,7 +401,7 @@ def _handoff(
             chosen = handoff.target
         else:
             refused = True
-            shown = mask_phone(handoff.target[:64]) if handoff.target is not None else None
+            shown = reduced(handoff.target[:64]) if handoff.target is not None else None
             notices.append(
                 Notice(
                     "warning",
@@ -431,7 +438,10 @@ def _dial_ended(request: ConversationActionRequest, flow: Flow | None) -> Decisi
     if status in DIAL_REACHED:
         return Decision(Step.DIAL, "dial-completed", HangUp(), outcomes.say, fields)
     notice = Notice(
-        "info", "Dialled target did not answer", MetricName.DIAL_INCOMPLETE, {"dial_call_status": status}
+        "info",
+        "Dialled target did not answer",
+        MetricName.DIAL_INCOMPLETE,
+        {"dial_call_status": _logged(status)},
     )
     step = _next_step(outcomes.on.dial_incomplete, outcomes, flow)
     return Decision(Step.DIAL, DIAL_INCOMPLETE, step, outcomes.say, fields, (notice,))

@@ -9,7 +9,6 @@ Two kinds of signature, chosen by the `X-Twilio-Webhooks-Signature-Settings` hea
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,7 +17,7 @@ from twilio.request_validator import HMAC_SHA256, RequestValidator
 from voice_webhooks.edge.auth_tokens import AuthTokens
 from voice_webhooks.edge.request import FormParams, WebhookRequest
 from voice_webhooks.errors import AccountRejected, ConfigurationError, MalformedRequest, SignatureRejected
-from voice_webhooks.runtime.observability import logger
+from voice_webhooks.runtime.observability import logger, reduced
 
 # HMAC-SHA1 is what the auth token signs with; a SharedKey is only accepted with SHA-256.
 SHARED_KEY_ALGORITHMS = frozenset({HMAC_SHA256})
@@ -45,12 +44,6 @@ def parse_signature_settings(header: str) -> SharedKeySettings:
     if parts.get("algorithm") not in SHARED_KEY_ALGORITHMS:
         raise SignatureRejected("signature algorithm not accepted")
     return SharedKeySettings(key_id=parts["key"], algorithm=parts["algorithm"])
-
-
-def reduced(value: str) -> str:
-    """A value we did not choose, safe to log: its length and a short hash (to tell two apart)."""
-    digest = hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:8]
-    return f"<{len(value)} chars #{digest}>"
 
 
 def signature_is_valid(url: str, params: FormParams, signature: str, tokens: AuthTokens) -> bool:

@@ -42,8 +42,11 @@ Route = Callable[[], Response[str]]
 EDGE_MARK = "__voice_webhooks_edge__"
 
 
-def instrumented(handler: Handler, *, correlation_id_path: str | None = None) -> Handler:
-    """`handler` inside the logger context, tracer and metrics, in that order (outermost first)."""
+def instrumented(
+    handler: Handler, settings_model: type[FunctionSettings], *, correlation_id_path: str | None = None
+) -> Handler:
+    """`handler` inside the logger context, tracer and metrics, in that order (outermost first).
+    The handler names the settings model its function checks (`settings_model`)."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_id_path, clear_state=True, log_event=False)
     @tracer.capture_lambda_handler
@@ -52,6 +55,7 @@ def instrumented(handler: Handler, *, correlation_id_path: str | None = None) ->
         return handler(event, context)
 
     setattr(lambda_handler, EDGE_MARK, True)
+    setattr(lambda_handler, "settings_model", settings_model)  # noqa: B010 - a function attribute
     return lambda_handler
 
 
@@ -75,7 +79,7 @@ class WebhookFunction(Generic[W]):
             settings_model, token_outage_answer=token_outage_answer, callback_session=callback_session
         )
         self.lambda_handler: Handler = instrumented(
-            self.app.resolve, correlation_id_path=correlation_paths.API_GATEWAY_HTTP
+            self.app.resolve, settings_model, correlation_id_path=correlation_paths.API_GATEWAY_HTTP
         )
 
     def route(self, path: str) -> Callable[[Route], Route]:
@@ -106,4 +110,4 @@ def queue_handler(
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return dict(handle(event, context, load_settings(settings_model)))
 
-    return instrumented(handler)
+    return instrumented(handler, settings_model)

@@ -11,7 +11,8 @@ from aws_lambda_powertools.utilities import parameters
 from pydantic import ValidationError
 
 from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.flows.model import FlowConfig, describe_errors
+from voice_webhooks.flows.messages import describe_errors
+from voice_webhooks.flows.model import FlowConfig
 from voice_webhooks.runtime import aws_clients
 from voice_webhooks.runtime.observability import logger, mask_phone
 

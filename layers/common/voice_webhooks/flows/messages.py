@@ -8,7 +8,7 @@ import difflib
 import json
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
@@ -16,6 +16,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 FLOW_KINDS = ("conversation", "relay")
 Loc = tuple[str | int, ...]
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -34,24 +35,67 @@ class Problems:
         error = PydanticCustomError("flow_rule", "{message}", {"message": message})
         self.details.append(InitErrorDetails(type=error, loc=loc, input=value))
 
+    def locations(self) -> list[Loc]:
+        return [tuple(detail["loc"]) for detail in self.details if "loc" in detail]
+
+    def extend(self, error: ValidationError, skip: set[Any] = frozenset()) -> None:  # type: ignore[assignment]
+        """Add another validation's errors (their wording, type and context kept), except those
+        on a top-level key in `skip` (already reported, e.g. a null that is also "required")."""
+        for item in error.errors():
+            loc = tuple(item["loc"])
+            if loc and loc[0] in skip:
+                continue
+            context = {
+                name: value
+                for name, value in (item.get("ctx") or {}).items()
+                if isinstance(value, str | int | float | bool)
+            }
+            kind = PydanticCustomError(item["type"], "{message}", {**context, "message": item["msg"]})
+            self.details.append(InitErrorDetails(type=kind, loc=loc, input=item.get("input")))
+
     def raise_if_any(self) -> None:
         if self.details:
             raise ValidationError.from_exception_data(self.title, self.details)
 
 
-def key_problems(data: object, allowed: Iterable[str], what: str, title: str) -> object:
-    """Unknown keys (typos must not pass silently) and nulls, each reported on its own key."""
+def validate_reporting_all(
+    data: object,
+    allowed: Iterable[str],
+    what: str,
+    title: str,
+    handler: Callable[[object], T],
+    more: Callable[[dict[Any, Any]], Problems] | None = None,
+) -> T:
+    """Validate `data` with `handler` (pydantic's), reporting every problem in one run.
+
+    Unknown keys (typos must not pass silently) and nulls are reported on their own key, and the
+    rest of the object is still validated without them, so a typo does not hide a bad value next
+    to it. `more` adds problems found on the raw data (names that must resolve) that pydantic would
+    only check once everything else is valid."""
     if not isinstance(data, dict):
-        return data
+        return handler(data)
     known = sorted(allowed)
-    problems = Problems(title)
+    problems = more(data) if more is not None else Problems(title)
+    problems.title = title
+    reported = {loc[0] for loc in problems.locations()}
+    cleaned = {}
     for key, value in data.items():
         if key not in known:
             problems.add((key,), _unknown_key_message(str(key), known, what), value)
         elif value is None:
             problems.add((key,), "must not be null: leave the key out to use the default", value)
+        else:
+            cleaned[key] = value
+            continue
+        reported.add(key)
+    if not problems.details:
+        return handler(data)
+    try:
+        handler(cleaned)
+    except ValidationError as exc:
+        problems.extend(exc, skip=reported)
     problems.raise_if_any()
-    return data
+    raise AssertionError("unreachable: problems were found")  # pragma: no cover
 
 
 def _unknown_key_message(key: str, known: list[str], what: str) -> str:

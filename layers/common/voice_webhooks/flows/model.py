@@ -16,12 +16,19 @@ user-facing description; schema/flow-config.schema.json is generated from these 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
 from pydantic.alias_generators import to_camel
 
-from voice_webhooks.flows.messages import FLOW_KINDS, Loc, Problems, describe_errors, key_problems, path_of
+from voice_webhooks.flows.messages import (
+    FLOW_KINDS,
+    Loc,
+    Problems,
+    describe_errors,
+    path_of,
+    validate_reporting_all,
+)
 from voice_webhooks.flows.outcomes import ConversationOutcomes, RelayOutcomes
 from voice_webhooks.flows.values import (
     CONVERSATION_STATUS_EVENTS,
@@ -85,11 +92,11 @@ class _Model(BaseModel):
     # How error messages call this object ("a relay flow", "<Language>").
     what: ClassVar[str] = "this object"
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _known_keys(cls, data: object) -> object:
+    def _report_all(cls, data: object, handler: ModelWrapValidatorHandler[Self]) -> Self:
         keys = [info.alias or name for name, info in cls.model_fields.items()]
-        return key_problems(data, keys, cls.what, cls.__name__)
+        return validate_reporting_all(data, keys, cls.what, cls.__name__, handler)
 
     def twiml_attributes(self) -> dict[str, Any]:
         """The TwiML attributes set in this model, camelCase, ready for twilio-python. Keys marked
@@ -423,24 +430,11 @@ class FlowConfig(BaseModel):
     )
     flows: dict[FlowName, Flow] = Field(description="Flow name -> flow.")
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _known_keys(cls, data: object) -> object:
-        return key_problems(data, cls.model_fields, "the document (default, numbers, flows)", cls.__name__)
-
-    @model_validator(mode="after")
-    def _names_resolve(self) -> FlowConfig:
-        problems = Problems(type(self).__name__)
-        defined = ", ".join(sorted(self.flows)) or "none"
-        if self.default not in self.flows:
-            problems.add(("default",), f"flow {self.default!r} is not defined in flows (defined: {defined})")
-        for number, name in self.numbers.items():
-            if name not in self.flows:
-                problems.add(
-                    ("numbers", number), f"flow {name!r} is not defined in flows (defined: {defined})"
-                )
-        problems.raise_if_any()
-        return self
+    def _report_all(cls, data: object, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        what = "the document (default, numbers, flows)"
+        return validate_reporting_all(data, cls.model_fields, what, cls.__name__, handler, _names_resolve)
 
     def flow_name_for(self, called_number: str | None) -> str:
         return self.numbers.get(called_number or "", self.default)
@@ -452,3 +446,21 @@ class FlowConfig(BaseModel):
             for name, flow in self.flows.items()
             for loc, message in flow.flow_warnings()
         ]
+
+
+def _names_resolve(document: dict[Any, Any]) -> Problems:
+    """`default` and every number name a defined flow. Checked on the raw document, so that a
+    dangling name is reported together with every other problem, not after they are fixed."""
+    problems = Problems(FlowConfig.__name__)
+    flows = document.get("flows")
+    numbers = document.get("numbers")
+    if not isinstance(flows, dict):
+        return problems
+    defined = ", ".join(sorted(str(name) for name in flows)) or "none"
+    default = document.get("default")
+    if isinstance(default, str) and default and default not in flows:
+        problems.add(("default",), f"flow {default!r} is not defined in flows (defined: {defined})")
+    for number, name in numbers.items() if isinstance(numbers, dict) else ():
+        if isinstance(name, str) and name and name not in flows:
+            problems.add(("numbers", number), f"flow {name!r} is not defined in flows (defined: {defined})")
+    return problems

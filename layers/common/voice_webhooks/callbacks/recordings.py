@@ -36,14 +36,6 @@ class RecordingQueueBusy(DependencyUnavailable):
     the retry sees the outcome."""
 
 
-def may_replace(current: str | None, new: str) -> bool:
-    """The transition rule the conditional update enforces: terminal states never change, and a
-    state is never replaced by itself. (Unknown states Twilio may add count as non-terminal.)"""
-    if current is None:
-        return True
-    return current not in TERMINAL_STATES and current != new
-
-
 def recording_entry(callback: RecordingStatusCallback, received_at: datetime) -> dict[str, Any]:
     """The recording's entry in the session item's `Recordings` map."""
     status = str(callback.recording_status)

@@ -114,3 +114,27 @@ def test_the_leak_check_catches_a_handler_that_logs_its_event(logging_every_even
     logs = logging_every_event.getvalue()
     assert event["headers"]["x-twilio-signature"] in logs
     assert event["body"] in logs
+
+
+def test_the_webhook_functions_never_import_the_archiver_code() -> None:
+    # Given a fresh interpreter per function, as a Lambda cold start is
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util, os, sys\n"
+        "os.environ.update(TWILIO_AUTH_TOKEN_SECRET='s', ALLOWED_ACCOUNT_SIDS='AC1', EVENTS_TABLE_NAME='t',"
+        " RECORDINGS_QUEUE_URL='q', FLOW_CONFIG='f', AWS_DEFAULT_REGION='us-east-1')\n"
+        "spec = importlib.util.spec_from_file_location('app', sys.argv[1])\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "print(sorted(name for name in sys.modules if name.startswith('voice_webhooks.archiver')))\n"
+    )
+    for name in FUNCTIONS:
+        if name == "archiver":
+            continue
+        # When its app.py is imported, Then no module of the archiver's subpackage is loaded
+        app = str(ROOT / "functions" / name / "app.py")
+        result = subprocess.run(  # noqa: S603 - our interpreter, our own files
+            [sys.executable, "-c", code, app], capture_output=True, text=True, check=True
+        )
+        assert result.stdout.strip() == "[]", (name, result.stdout, result.stderr[-500:])

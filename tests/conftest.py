@@ -20,11 +20,8 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
-from voice_webhooks.flows.loader import _parsed
-from voice_webhooks.runtime.aws_clients import reset_clients
-from voice_webhooks.runtime.settings import get_settings
 from voicedev import template_resources
+from voicedev.handler_caches import reset_handler_caches
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
 from tests.support import Calls
@@ -37,10 +34,7 @@ REGION = "us-east-1"
 
 def reset_caches() -> None:
     """Forget everything cached per process: settings, clients, secrets, parsed flow config."""
-    get_settings.cache_clear()
-    reset_clients()
-    parameters.clear_caches()
-    _parsed.cache_clear()
+    reset_handler_caches()
 
 
 @pytest.fixture(autouse=True)

@@ -580,12 +580,10 @@ def _measure(calls: int) -> Measured:
     api_requests = 0
     recording_bytes = 0
     with mock_aws(), FakeMediaHost(auth_token=DEV_AUTH_TOKEN) as media:
-        from aws_lambda_powertools.utilities import parameters
-        from voice_webhooks.runtime.aws_clients import reset_clients
         from voice_webhooks.runtime.observability import logger
-        from voice_webhooks.runtime.settings import get_settings
 
         from voicedev import template_resources
+        from voicedev.handler_caches import reset_handler_caches
 
         boto3.setup_default_session()
         session = boto3.DEFAULT_SESSION
@@ -609,9 +607,7 @@ def _measure(calls: int) -> Measured:
             "EVENT_TTL_DAYS": str(template["Parameters"]["EventRetentionDays"]["Default"]),
         }
         with _environment(handler_env), contextlib.redirect_stdout(stdout):
-            get_settings.cache_clear()
-            reset_clients()
-            parameters.clear_caches()
+            reset_handler_caches()
             session.events.register("before-call", record_call)
             handler_stream = logger.registered_handler.stream  # type: ignore[attr-defined]
             logger.registered_handler.stream = stdout  # type: ignore[attr-defined]
@@ -655,9 +651,7 @@ def _measure(calls: int) -> Measured:
             finally:
                 session.events.unregister("before-call", record_call)
                 logger.registered_handler.stream = handler_stream  # type: ignore[attr-defined]
-                get_settings.cache_clear()
-                reset_clients()
-                parameters.clear_caches()
+                reset_handler_caches()
 
     # DynamoDB request units: each write costs the written item's size in KB (rounded up); each
     # strongly consistent read the item's size per 4 KB. Item sizes are the final ones (an upper

@@ -329,13 +329,9 @@ def _dev_account() -> str:
 
 def _reset_handler_caches() -> None:
     """Cached settings, clients and secrets belong to the environment they were made in."""
-    from aws_lambda_powertools.utilities import parameters
-    from voice_webhooks.runtime.aws_clients import reset_clients
-    from voice_webhooks.runtime.settings import get_settings
+    from voicedev.handler_caches import reset_handler_caches
 
-    get_settings.cache_clear()
-    reset_clients()
-    parameters.clear_caches()
+    reset_handler_caches()
 
 
 # ---------------------------------------------------------------------------------------------

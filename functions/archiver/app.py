@@ -9,27 +9,24 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from voice_webhooks.archiver.archive import ArchiveResult, RecordingArchiver, archive_record
-from voice_webhooks.runtime.observability import logger, metrics, tracer
-from voice_webhooks.runtime.settings import get_settings
+from voice_webhooks.archiver.settings import ArchiverSettings
+from voice_webhooks.edge.handler import queue_handler
 
 # A batch whose every message failed is still a partial answer (all ids listed), not a Lambda
 # error: message failures are counted by our metrics; the Errors alarm is kept for crashes.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: message bodies name calls.
-@logger.inject_lambda_context(clear_state=True, log_event=False)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def archive_batch(event: dict[str, Any], context: LambdaContext, settings: ArchiverSettings) -> Any:
     # Built per invocation from cached settings: a bad origin list fails here, before any message.
-    archiver = RecordingArchiver.from_settings(get_settings())
+    archiver = RecordingArchiver.from_settings(settings)
 
     def record_handler(record: SQSRecord) -> ArchiveResult:
         return archive_record(record, archiver, remaining_ms=context.get_remaining_time_in_millis())
 
-    return dict(
-        process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
     )
+
+
+lambda_handler = queue_handler(ArchiverSettings, archive_batch)

@@ -1,44 +1,32 @@
 """POST|GET /voice/recording: recording status callbacks. The recording's state moves forward
 only; a completed recording is queued to RecordingsQueue exactly once."""
 
-from typing import Any
-
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from voice_webhooks.callbacks.models import RecordingStatusCallback, parse_params
 from voice_webhooks.callbacks.recordings import handle_recording_callback
-from voice_webhooks.callbacks.status import callback_session_id
 from voice_webhooks.edge import routes
-from voice_webhooks.edge.resolver import ANY_METHOD, current_webhook, empty_response, webhook_app
+from voice_webhooks.edge.handler import WebhookFunction
+from voice_webhooks.edge.resolver import empty_response
 from voice_webhooks.queues.recording_messages import RecordingPublisher
-from voice_webhooks.runtime.observability import logger, metrics, tracer
-from voice_webhooks.runtime.settings import get_settings
+from voice_webhooks.runtime.settings import RecordingSettings
 from voice_webhooks.storage.session_store import SessionStore
 
-app = webhook_app()
+edge = WebhookFunction(RecordingSettings, callback_session=True)
 
 
-@app.route(routes.RECORDING, method=ANY_METHOD)
+@edge.route(routes.RECORDING)
 def recording() -> Response[str]:
-    request = current_webhook(app)
-    callback = parse_params(RecordingStatusCallback, request.params)
-    session_id = callback_session_id(request, callback.call_sid)
-    settings = get_settings()
+    request, settings = edge.request, edge.settings
     handle_recording_callback(
-        callback,
-        session_id,
-        SessionStore(settings.require("events_table_name")),
-        RecordingPublisher(settings.require("recordings_queue_url")),
+        parse_params(RecordingStatusCallback, request.params),
+        request.callback_session_id(),
+        SessionStore(settings.events_table_name),
+        RecordingPublisher(settings.recordings_queue_url),
         ttl_days=settings.event_ttl_days,
         # A queueing claim lasts as long as this invocation can (see recordings.py).
-        remaining_ms=app.lambda_context.get_remaining_time_in_millis(),
+        remaining_ms=edge.remaining_ms(),
     )
     return empty_response()
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = edge.lambda_handler

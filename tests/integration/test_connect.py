@@ -16,6 +16,7 @@ from xml.etree import ElementTree
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
+from voice_webhooks.errors import ConfigurationError
 from voice_webhooks.runtime.observability import mask_phone
 from voice_webhooks.runtime.settings import DEFAULT_CONNECTION_OVERRIDES
 from voicedev.sample_events import (
@@ -28,7 +29,7 @@ from voicedev.sample_events import (
 )
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, SAMPLE_API_DOMAIN, http_api_event, random_sid, sign
 
-from tests.conftest import EXAMPLE_FLOWS, reset_caches
+from tests.conftest import EXAMPLE_FLOWS, load_function, reset_caches
 from tests.support import Calls, body_text, emitted_metrics
 
 BASE = f"https://{SAMPLE_API_DOMAIN}"
@@ -171,7 +172,7 @@ def test_callback_urls_use_public_base_url_when_set(aws: Any, invoke: Invoke) ->
     # Given a custom domain with base path /twilio in front of the API
     public_base = "https://voice.example.com/twilio"
     aws.env(PUBLIC_BASE_URL=public_base)
-    params = call_params()
+    params = dict(call_params())
     event = connect_event(
         params,
         url="https://voice.example.com/voice/connect",
@@ -329,7 +330,7 @@ def test_unsigned_request_is_403_counted_and_nothing_is_written(
 def test_tampered_request_is_403_counted(
     aws: Any, invoke: Invoke, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    params = call_params()
+    params = dict(call_params())
     event = connect_event(call_params(RELAY_NUMBER), signature=sign(CONNECT_URL, params))
 
     response = invoke("connect", event)
@@ -449,19 +450,51 @@ def test_signed_but_invalid_fields_are_400(aws: Any, invoke: Invoke, params: Any
 
 
 @pytest.mark.parametrize(
-    "setting",
+    ("setting", "message"),
     [
-        {"FLOW_CONFIG": "/nonexistent/flows.json"},
-        {"EVENTS_TABLE_NAME": ""},
-        {"ALLOWED_ACCOUNT_SIDS": ""},
-        {"PUBLIC_BASE_URL": "voice.example.com/no-scheme"},
-        {"EVENT_TTL_DAYS": "zero"},
+        ({"EVENTS_TABLE_NAME": ""}, "EVENTS_TABLE_NAME is required by this function but not set"),
+        ({"ALLOWED_ACCOUNT_SIDS": " , "}, "ALLOWED_ACCOUNT_SIDS is required by this function but not set"),
+        (
+            {"PUBLIC_BASE_URL": "voice.example.com/no-scheme"},
+            "PUBLIC_BASE_URL: must be an absolute http(s) URL",
+        ),
+        ({"EVENT_TTL_DAYS": "zero"}, "EVENT_TTL_DAYS: "),
     ],
 )
-def test_broken_configuration_is_500_service_misconfigured(
-    aws: Any, invoke: Invoke, capsys: pytest.CaptureFixture[str], setting: dict[str, str]
+def test_a_missing_or_invalid_setting_fails_the_cold_start_naming_the_variable(
+    aws: Any, setting: dict[str, str], message: str
 ) -> None:
+    # Given a deployment with one setting missing or wrong
     aws.env(**setting)
+
+    # When Lambda imports the function (its cold start), then the import fails with one message
+    # naming the variable (Lambda reports it as the init error); no request is ever served broken
+    with pytest.raises(ConfigurationError) as failure:
+        load_function("connect")
+    assert message in str(failure.value)
+    assert aws.items() == []
+
+
+def test_every_missing_setting_is_named_in_the_one_cold_start_error(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("EVENTS_TABLE_NAME", "FLOW_CONFIG", "TWILIO_AUTH_TOKEN_SECRET"):
+        monkeypatch.delenv(name)
+    reset_caches()
+
+    with pytest.raises(ConfigurationError) as failure:
+        load_function("connect")
+    assert all(
+        name in str(failure.value)
+        for name in ("EVENTS_TABLE_NAME", "FLOW_CONFIG", "TWILIO_AUTH_TOKEN_SECRET")
+    )
+
+
+def test_an_unreadable_flow_document_is_500_service_misconfigured(
+    aws: Any, invoke: Invoke, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The document itself is read at request time (an SSM read is a network call, never at import)
+    aws.env(FLOW_CONFIG="/nonexistent/flows.json")
 
     response = invoke("connect", connect_event())
 
@@ -615,3 +648,40 @@ def test_rejected_request_logs_no_number_and_no_token(
     assert CALLER.removeprefix("+") not in logs
     rejected = [json.loads(line) for line in logs.splitlines() if "bad signature" in line]
     assert [line["checked_url"] for line in rejected] == [CONNECT_URL]
+
+
+# --- Webhooks Rules (shared-key) signatures ---------------------------------------------------------
+
+
+def test_a_call_signed_with_a_webhooks_rule_shared_key_is_answered(aws: Any, invoke: Invoke) -> None:
+    import hashlib
+    import hmac
+
+    # Given the auth-token secret also holds the rule's SharedKey under its id
+    key_id, shared_key = "webhooks_sharedkey_0123456789abcdef", "shk_3f9a1c7e5b2d4f6081a3c5e7"
+    aws.secrets.put_secret_value(
+        SecretId=aws.secret_arn,
+        SecretString=json.dumps({"authToken": "tok_not_used_here", "sharedKeys": {key_id: shared_key}}),
+    )
+    reset_caches()
+    params = dict(call_params(To=CONVERSATION_NUMBER))
+    url = f"https://{SAMPLE_API_DOMAIN}/voice/connect"
+    signed = url + "".join(name + params[name] for name in sorted(params))
+    signature = base64.b64encode(
+        hmac.new(shared_key.encode(), signed.encode(), hashlib.sha256).digest()
+    ).decode()
+    headers = {"X-Twilio-Webhooks-Signature-Settings": f"key={key_id},algorithm=HMAC_SHA256"}
+
+    # When Twilio calls with the rule's signature, Then the call is answered
+    response = invoke(
+        "connect", http_api_event("POST", url, params, signature=signature, extra_headers=headers)
+    )
+    assert response["statusCode"] == 200, body_text(response)
+
+    # And an unknown key id is a 403 that opens no session
+    headers["X-Twilio-Webhooks-Signature-Settings"] = "key=webhooks_sharedkey_other,algorithm=HMAC_SHA256"
+    response = invoke(
+        "connect", http_api_event("POST", url, params, signature=signature, extra_headers=headers)
+    )
+    assert response["statusCode"] == 403
+    assert len(aws.items()) == 1

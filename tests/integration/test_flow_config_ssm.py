@@ -11,12 +11,18 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.flows.loader import load_flow_config
+from voice_webhooks.flows.loader import load_flow_config, ssm_provider
 from voice_webhooks.runtime.observability import logger
-from voice_webhooks.runtime.settings import get_settings
+from voice_webhooks.runtime.settings import ConnectSettings, load_settings
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, SAMPLE_API_DOMAIN, http_api_event, random_sid
+
+
+def load_configured() -> Any:
+    """What the connect route does: the document named by FLOW_CONFIG."""
+    settings = load_settings(ConnectSettings)
+    return load_flow_config(settings.flow_config, settings.cache_max_age_seconds)
+
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "unit" / "fixtures" / "flow_config"
@@ -69,7 +75,7 @@ def test_the_document_is_read_from_ssm(ssm: Any, kind: str) -> None:
     put(ssm, fixture_text("minimal_both_kinds.json"), kind)
 
     # When the functions load FLOW_CONFIG=ssm:/name
-    config = load_flow_config(get_settings())
+    config = load_configured()
 
     # Then they get that document
     assert config.flow_name_for("+15550100002") == "assistant"
@@ -78,7 +84,7 @@ def test_the_document_is_read_from_ssm(ssm: Any, kind: str) -> None:
 def test_the_parameter_is_cached_for_parameters_max_age(ssm: Any, aws: Any) -> None:
     # Given a loaded document (PARAMETERS_MAX_AGE defaults to 300 s)
     put(ssm, fixture_text("minimal_both_kinds.json"))
-    assert load_flow_config(get_settings()).default == "frontline"
+    assert load_configured().default == "frontline"
 
     # When the parameter changes in SSM
     changed = json.loads(fixture_text("minimal_both_kinds.json"))
@@ -86,26 +92,26 @@ def test_the_parameter_is_cached_for_parameters_max_age(ssm: Any, aws: Any) -> N
     put(ssm, json.dumps(changed))
 
     # Then warm invocations keep the cached value until it expires, then read the new one
-    assert load_flow_config(get_settings()).default == "frontline"
-    parameters.clear_caches()  # what max_age expiring does
-    assert load_flow_config(get_settings()).default == "assistant"
+    assert load_configured().default == "frontline"
+    ssm_provider().clear_cache()  # what max_age expiring does
+    assert load_configured().default == "assistant"
 
 
 def test_max_age_zero_reads_every_time(ssm: Any, aws: Any) -> None:
     aws.env(PARAMETERS_MAX_AGE="0")
     put(ssm, fixture_text("minimal_both_kinds.json"))
-    assert load_flow_config(get_settings()).default == "frontline"
+    assert load_configured().default == "frontline"
     changed = json.loads(fixture_text("minimal_both_kinds.json"))
     changed["default"] = "assistant"
     put(ssm, json.dumps(changed))
-    assert load_flow_config(get_settings()).default == "assistant"
+    assert load_configured().default == "assistant"
 
 
 def test_a_missing_parameter_is_a_configuration_error_naming_it(ssm: Any) -> None:
     with pytest.raises(
         ConfigurationError, match=f"cannot read flow config ssm:{PARAMETER}: .*ParameterNotFound"
     ):
-        load_flow_config(get_settings())
+        load_configured()
 
 
 def test_a_broken_document_raises_naming_the_fields(ssm: Any) -> None:
@@ -114,7 +120,7 @@ def test_a_broken_document_raises_naming_the_fields(ssm: Any) -> None:
 
     # When it is loaded
     with pytest.raises(ConfigurationError) as raised:
-        load_flow_config(get_settings())
+        load_configured()
 
     # Then every problem names its field
     assert [line.split(":")[0] for line in raised.value.problems] == [

@@ -165,6 +165,27 @@ def test_a_terminal_state_never_goes_back(aws, invoke) -> None:
     assert len(all_messages(aws)) == 1
 
 
+@pytest.mark.parametrize("first", ["absent", "failed"])
+@pytest.mark.parametrize("late", ["in-progress", "completed", "absent", "failed"])
+def test_an_absent_or_failed_recording_never_changes_again(aws, invoke, first: str, late: str) -> None:
+    # Given a recording Twilio reported absent (too short) or failed: a final answer
+    session = open_session(invoke)
+    callback = {**VOICEMAIL[first], "CallSid": session.call_sid}
+    assert deliver(invoke, "recording", session.recording_url, callback) == 204
+    before = recordings(aws, session.session_id)
+
+    # When a contradictory status arrives for the same recording (it can only be a late or stray one)
+    changed = {**callback, "RecordingStatus": late}
+    changed.pop("ErrorCode", None)
+    answer = deliver(invoke, "recording", session.recording_url, changed)
+
+    # Then it is acknowledged, the stored state is unchanged (the conditional update refused it),
+    # and nothing is queued: the DynamoDB condition, not a Python rule, keeps final states final
+    assert answer == 204
+    assert recordings(aws, session.session_id) == before
+    assert all_messages(aws) == []
+
+
 def test_sqs_failing_on_the_first_completed_delivery_answers_5xx_and_the_retry_queues_exactly_once(
     aws, invoke, monkeypatch
 ) -> None:

@@ -12,10 +12,17 @@ import pytest
 from voice_webhooks.edge.auth_tokens import AuthTokens, load_auth_tokens, parse_secret
 from voice_webhooks.errors import ConfigurationError, DependencyUnavailable
 from voice_webhooks.runtime.observability import metrics
-from voice_webhooks.runtime.settings import get_settings
+from voice_webhooks.runtime.settings import FallbackSettings, load_settings
 
 from tests.conftest import reset_caches
 from tests.support import emitted_metrics
+
+
+def tokens_from_settings() -> AuthTokens:
+    """What the edge does on every request: the secret named by TWILIO_AUTH_TOKEN_SECRET."""
+    settings = load_settings(FallbackSettings)
+    return load_auth_tokens(settings.auth_token_secret, settings.cache_max_age_seconds)
+
 
 PRIMARY = "tok_primary_7f3a9c1e5b2d4f60"
 SECONDARY = "tok_secondary_0a1b2c3d4e5f6789"
@@ -83,13 +90,13 @@ def test_tokens_never_show_in_repr() -> None:
 def test_plain_string_secret_is_loaded(aws: Any) -> None:
     aws.set_auth_tokens(PRIMARY)
 
-    assert load_auth_tokens(get_settings()).all() == (PRIMARY,)
+    assert tokens_from_settings().all() == (PRIMARY,)
 
 
 def test_json_secret_with_secondary_is_loaded(aws: Any) -> None:
     aws.set_auth_tokens(PRIMARY, SECONDARY)
 
-    assert load_auth_tokens(get_settings()).all() == (PRIMARY, SECONDARY)
+    assert tokens_from_settings().all() == (PRIMARY, SECONDARY)
 
 
 def test_token_is_cached_between_invocations(aws: Any, aws_calls: list[tuple[str, str]]) -> None:
@@ -98,8 +105,8 @@ def test_token_is_cached_between_invocations(aws: Any, aws_calls: list[tuple[str
     aws_calls.clear()
 
     # When the token is needed twice within PARAMETERS_MAX_AGE
-    first = load_auth_tokens(get_settings())
-    second = load_auth_tokens(get_settings())
+    first = tokens_from_settings()
+    second = tokens_from_settings()
 
     # Then Secrets Manager was asked once
     assert first == second
@@ -111,13 +118,13 @@ def test_cached_token_outlives_a_secret_change_until_max_age(
 ) -> None:
     # Given the token was loaded and cached
     aws.set_auth_tokens(PRIMARY)
-    assert load_auth_tokens(get_settings()).all() == (PRIMARY,)
+    assert tokens_from_settings().all() == (PRIMARY,)
 
     # When the secret changes (a rotation) without the cache being cleared
     aws.secrets.put_secret_value(SecretId="twilio/auth-token", SecretString=SECONDARY)
 
     # Then the cached value is served: rotations add the new token as secondary first (docs)
-    assert load_auth_tokens(get_settings()).all() == (PRIMARY,)
+    assert tokens_from_settings().all() == (PRIMARY,)
 
 
 def test_max_age_zero_fetches_every_time(aws: Any, aws_calls: list[tuple[str, str]]) -> None:
@@ -126,8 +133,8 @@ def test_max_age_zero_fetches_every_time(aws: Any, aws_calls: list[tuple[str, st
     aws.env(PARAMETERS_MAX_AGE="0")
     aws_calls.clear()
 
-    load_auth_tokens(get_settings())
-    load_auth_tokens(get_settings())
+    tokens_from_settings()
+    tokens_from_settings()
 
     assert secret_gets(aws_calls) == 2
 
@@ -140,7 +147,7 @@ def test_missing_secret_is_dependency_unavailable_and_counted(
 
     # When the token is loaded
     with pytest.raises(DependencyUnavailable) as refused:
-        load_auth_tokens(get_settings())
+        tokens_from_settings()
     metrics.flush_metrics()
 
     # Then it is a 503 saying so, counted, and logged with the error type only
@@ -161,7 +168,7 @@ def test_unreachable_secrets_manager_fails_fast(aws: Any, monkeypatch: pytest.Mo
     # When the token is loaded, Then a 503 comes quickly (Twilio waits 15 s at most)
     started = time.monotonic()
     with pytest.raises(DependencyUnavailable):
-        load_auth_tokens(get_settings())
+        tokens_from_settings()
     assert time.monotonic() - started < 5
 
 
@@ -177,7 +184,7 @@ def test_unusable_secret_is_503_and_never_logged(aws: Any, log_output: io.String
     reset_caches()
 
     with pytest.raises(DependencyUnavailable):
-        load_auth_tokens(get_settings())
+        tokens_from_settings()
 
     assert "Twilio auth token unavailable" in log_output.getvalue()
     assert PRIMARY not in log_output.getvalue()
@@ -188,4 +195,4 @@ def test_unset_secret_setting_is_a_configuration_error(aws: Any, monkeypatch: py
     reset_caches()
 
     with pytest.raises(ConfigurationError, match="TWILIO_AUTH_TOKEN_SECRET"):
-        load_auth_tokens(get_settings())
+        tokens_from_settings()

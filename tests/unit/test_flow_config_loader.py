@@ -14,13 +14,13 @@ import pytest
 from voice_webhooks.errors import ConfigurationError
 from voice_webhooks.flows.loader import load_flow_config
 from voice_webhooks.runtime.observability import logger
-from voice_webhooks.runtime.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "flow_config"
 
 
-def settings_for(source: str | Path) -> Settings:
-    return Settings.model_validate({"FLOW_CONFIG": str(source)})
+def settings_for(source: str | Path) -> tuple[str, int]:
+    """(FLOW_CONFIG, PARAMETERS_MAX_AGE) as the functions pass them."""
+    return str(source), 300
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_a_valid_file_is_loaded(tmp_path: Path) -> None:
     shutil.copy(FIXTURES / "minimal_both_kinds.json", path)
 
     # When the functions load it
-    config = load_flow_config(settings_for(path))
+    config = load_flow_config(*settings_for(path))
 
     # Then they get the validated document
     assert config.flow_name_for("+15550100002") == "assistant"
@@ -47,14 +47,14 @@ def test_the_document_is_parsed_once_per_content(tmp_path: Path) -> None:
     # Given a loaded file
     path = tmp_path / "flows.json"
     shutil.copy(FIXTURES / "minimal_both_kinds.json", path)
-    first = load_flow_config(settings_for(path))
+    first = load_flow_config(*settings_for(path))
 
     # When it is loaded again unchanged, and then after an edit
-    again = load_flow_config(settings_for(path))
+    again = load_flow_config(*settings_for(path))
     document = json.loads(path.read_text())
     document["default"] = "assistant"
     path.write_text(json.dumps(document))
-    edited = load_flow_config(settings_for(path))
+    edited = load_flow_config(*settings_for(path))
 
     # Then the unchanged text gives the same parsed object, the edited one a new one
     assert again is first
@@ -65,7 +65,7 @@ def test_a_broken_file_raises_configuration_error_naming_each_field() -> None:
     # Given FLOW_CONFIG naming a document with three problems
     # When it is loaded
     with pytest.raises(ConfigurationError) as raised:
-        load_flow_config(settings_for(FIXTURES / "broken.json"))
+        load_flow_config(*settings_for(FIXTURES / "broken.json"))
 
     # Then the error names the source and each field (the connect route maps it to 500)
     assert raised.value.problems == [
@@ -80,12 +80,7 @@ def test_a_broken_file_raises_configuration_error_naming_each_field() -> None:
 def test_a_missing_file_raises_configuration_error_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "nope.json"
     with pytest.raises(ConfigurationError, match=f"cannot read flow config file {missing}: No such file"):
-        load_flow_config(settings_for(missing))
-
-
-def test_an_unset_flow_config_setting_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError, match="FLOW_CONFIG is required"):
-        load_flow_config(Settings.model_validate({}))
+        load_flow_config(*settings_for(missing))
 
 
 def test_warnings_are_logged_once_at_cold_start(logs: Any) -> None:
@@ -93,8 +88,8 @@ def test_warnings_are_logged_once_at_cold_start(logs: Any) -> None:
     settings = settings_for(FIXTURES / "with_warnings.json")
 
     # When it is loaded twice (a cold start, then a warm invocation)
-    load_flow_config(settings)
-    load_flow_config(settings)
+    load_flow_config(*settings)
+    load_flow_config(*settings)
 
     # Then one WARNING record names the field and the source
     records = [record for record in logs() if record["message"] == "Flow config warning"]

@@ -17,15 +17,17 @@ from voice_webhooks.archiver.archive import (
 )
 from voice_webhooks.archiver.credentials import parse_api_key_secret
 from voice_webhooks.archiver.download import BasicCredentials, MediaOrigins, parse_origin
+from voice_webhooks.archiver.settings import ArchiverSettings
 from voice_webhooks.archiver.store import StoredObject
 from voice_webhooks.errors import ConfigurationError
 from voice_webhooks.queues.recording_messages import SCHEMA, RecordingMessage
-from voice_webhooks.runtime.settings import Settings
 
 ACCOUNT = "AC" + "0" * 32
 CALL = "CA" + "1" * 32
 SID = "RE" + "a" * 32
 URL = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/{SID}"
+# The variables the archiver cannot start without.
+REQUIRED = {"RECORDINGS_BUCKET_NAME": "recordings", "TWILIO_AUTH_TOKEN_SECRET": "twilio/auth-token"}
 
 
 def body(**changes: Any) -> dict[str, Any]:
@@ -59,7 +61,7 @@ def message(**changes: Any) -> RecordingMessage:
 
 def test_the_default_allows_twilio_api_over_https_only() -> None:
     # Given the default setting
-    origins = MediaOrigins.parse(Settings().recording_media_origins)
+    origins = MediaOrigins.parse(ArchiverSettings.model_validate(REQUIRED).recording_media_origins)
 
     # Then only https://api.twilio.com (port 443) is allowed
     assert origins.allows(URL + ".wav")
@@ -120,8 +122,9 @@ def test_an_empty_origin_list_is_a_configuration_error() -> None:
 
 
 def test_settings_read_the_archiver_variables() -> None:
-    settings = Settings.model_validate(
+    settings = ArchiverSettings.model_validate(
         {
+            **REQUIRED,
             "RECORDING_MEDIA_ORIGINS": "https://api.twilio.com, http://127.0.0.1:5000",
             "RECORDING_FORMAT": "mp3",
             "DELETE_RECORDINGS_AFTER_ARCHIVE": "true",
@@ -131,9 +134,18 @@ def test_settings_read_the_archiver_variables() -> None:
     assert settings.recording_media_origins == {"https://api.twilio.com", "http://127.0.0.1:5000"}
     assert settings.recording_format == "mp3"
     assert settings.delete_recordings_after_archive is True
-    assert Settings().delete_recordings_after_archive is False
+    assert ArchiverSettings.model_validate(REQUIRED).delete_recordings_after_archive is False
     with pytest.raises(ValueError, match="RECORDING_FORMAT"):
-        Settings.model_validate({"RECORDING_FORMAT": "ogg"})
+        ArchiverSettings.model_validate({**REQUIRED, "RECORDING_FORMAT": "ogg"})
+
+
+def test_the_archiver_cannot_start_without_its_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voice_webhooks.runtime.settings import load_settings
+
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN_SECRET", "twilio/auth-token")
+    monkeypatch.delenv("RECORDINGS_BUCKET_NAME", raising=False)
+    with pytest.raises(ConfigurationError, match="RECORDINGS_BUCKET_NAME is required by this function"):
+        load_settings(ArchiverSettings)
 
 
 # --- messages -------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The pure parts of recording-callback handling: the forward-only state rule, the entry kept on
-the session item, when a recording needs queueing, and how long a queueing claim lasts."""
+"""The pure parts of recording-callback handling: the entry kept on the session item, when a
+recording needs queueing, and how long a queueing claim lasts. (The forward-only state rule is the
+DynamoDB condition, tested through the route: tests/integration/test_recording_route.py.)"""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ from voice_webhooks.callbacks.recordings import (
     LEASE_SKEW_MS,
     MAX_LEASE_MS,
     MIN_LEASE_MS,
-    TERMINAL_STATES,
     lease_until,
-    may_replace,
     needs_queueing,
     recording_entry,
 )
@@ -32,33 +31,6 @@ COMPLETED = {
     "RecordingSource": "DialVerb",
     "RecordingStartTime": "Sat, 07 May 2022 00:58:27 +0000",
 }
-
-
-@pytest.mark.parametrize(
-    ("current", "new", "allowed"),
-    [
-        (None, "in-progress", True),
-        (None, "completed", True),
-        (None, "absent", True),
-        ("in-progress", "completed", True),
-        ("in-progress", "absent", True),
-        ("in-progress", "failed", True),
-        ("in-progress", "in-progress", False),  # a duplicate
-        ("completed", "in-progress", False),  # a late in-progress never moves it back
-        ("completed", "completed", False),
-        ("completed", "absent", False),
-        ("absent", "completed", False),
-        ("failed", "completed", False),
-        ("processing", "completed", True),  # an unknown state is not terminal
-        ("in-progress", "processing", True),
-    ],
-)
-def test_a_recording_state_only_moves_forward(current, new, allowed) -> None:
-    assert may_replace(current, new) is allowed
-
-
-def test_the_terminal_states_are_completed_absent_and_failed() -> None:
-    assert sorted(TERMINAL_STATES) == ["absent", "completed", "failed"]
 
 
 def test_a_completed_entry_keeps_what_twilio_said_and_when_it_completed() -> None:

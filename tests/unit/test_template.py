@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from voice_webhooks.edge import routes
 from voice_webhooks.runtime.observability import MetricName
-from voice_webhooks.runtime.settings import Settings
 from voice_webhooks.storage.session_store import SESSION_SEQUENCE, SessionItem
 from voicedev.template_resources import PROJECT_ROOT, http_api_routes, load_template, resources_of_type
+
+from tests.conftest import load_function
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
@@ -35,38 +36,6 @@ DOWNLOAD_SECRET = (
     "If:HasRecordingDownloadSecret?Ref:RecordingDownloadSecretArn:Ref:AuthTokenSecretArn",
 )
 
-# What each function needs, and all it gets.
-EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
-    "ConnectFunction": {SECRET, FLOW_PARAMETER, ("dynamodb:PutItem", TABLE)},
-    "ActionFunction": {SECRET, FLOW_PARAMETER, ("dynamodb:GetItem", TABLE), ("dynamodb:UpdateItem", TABLE)},
-    "StatusFunction": {
-        SECRET,
-        ("dynamodb:GetItem", TABLE),
-        ("dynamodb:PutItem", TABLE),
-        ("dynamodb:UpdateItem", TABLE),
-    },
-    "RecordingFunction": {
-        SECRET,
-        ("dynamodb:GetItem", TABLE),
-        ("dynamodb:UpdateItem", TABLE),
-        ("sqs:SendMessage", QUEUE),
-    },
-    # The fallback URL must keep answering when every data store is down: it touches none.
-    "FallbackFunction": {SECRET},
-    # HEAD needs GetObject, and ListBucket to see a 404 rather than a 403; the queue grants are its
-    # event source mapping's (receive, delete), on RecordingsQueue only.
-    "RecordingArchiverFunction": {
-        DOWNLOAD_SECRET,
-        ("s3:GetObject", BUCKET_OBJECTS),
-        ("s3:PutObject", BUCKET_OBJECTS),
-        ("s3:AbortMultipartUpload", BUCKET_OBJECTS),
-        ("s3:ListBucket", BUCKET),
-        ("dynamodb:UpdateItem", TABLE),
-        ("sqs:ReceiveMessage", QUEUE),
-        ("sqs:DeleteMessage", QUEUE),
-        ("sqs:GetQueueAttributes", QUEUE),
-    },
-}
 ALARMS = resources_of_type("AWS::CloudWatch::Alarm")
 
 
@@ -141,7 +110,7 @@ def test_every_route_reaches_a_function_whose_code_exists(path: str) -> None:
     assert route.handler == "app.lambda_handler"
     app = route.code_uri / "app.py"
     assert app.is_file(), f"{route.function}: {app.relative_to(PROJECT_ROOT)} does not exist"
-    assert "def lambda_handler(" in app.read_text(encoding="utf-8")
+    assert re.search(r"^lambda_handler = ", app.read_text(encoding="utf-8"), re.MULTILINE)
 
 
 def test_no_route_exists_beyond_the_known_webhooks() -> None:
@@ -247,7 +216,7 @@ def test_the_archiver_reports_partial_batch_failures() -> None:
     archiver = FUNCTIONS["RecordingArchiverFunction"]
     app = PROJECT_ROOT / archiver["CodeUri"] / "app.py"
     assert archiver["Handler"] == "app.lambda_handler"
-    assert "def lambda_handler(" in app.read_text(encoding="utf-8")
+    assert re.search(r"^lambda_handler = ", app.read_text(encoding="utf-8"), re.MULTILINE)
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 1 <= mapping["BatchSize"] <= 10
     assert mapping["ScalingConfig"]["MaximumConcurrency"] >= 2
@@ -317,20 +286,16 @@ def test_recordings_lifecycle_is_set_by_parameters() -> None:
 # --- runtime --------------------------------------------------------------------------------------
 
 
-def test_globals_run_python_3_13_on_arm64_with_tracing_and_powertools() -> None:
+def test_no_function_opts_out_of_the_shared_runtime_or_the_log_and_trace_safeguards() -> None:
     function_globals = TEMPLATE["Globals"]["Function"]
-
-    assert function_globals["Runtime"] == "python3.13"
-    assert function_globals["Architectures"] == ["arm64"]
-    assert function_globals["Tracing"] == "Active"
-    assert function_globals["Layers"] == [{"Ref": "CommonLayer"}]
     variables = function_globals["Environment"]["Variables"]
-    for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"):
-        assert variables.get(name), name
-    # And traces never record a handler's answer (TwiML can hold a dialled phone number)
+    # Traces never record a handler's answer (TwiML can hold a dialled phone number), and nothing
+    # asks Powertools to log events (the edge refuses anyway: tests/integration/test_edge.py)
     assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
-    # No function opts out of the shared runtime.
     for name, props in FUNCTIONS.items():
+        own = props.get("Environment", {}).get("Variables", {})
+        assert str(own.get("POWERTOOLS_LOGGER_LOG_EVENT", "false")).lower() != "true", name
+        assert str(own.get("POWERTOOLS_TRACER_CAPTURE_RESPONSE", "false")).lower() == "false", name
         overridden = {"Runtime", "Architectures", "Tracing", "Layers"} & set(props)
         assert not overridden, f"{name} overrides {overridden}"
 
@@ -358,46 +323,118 @@ def test_every_function_logs_to_a_group_with_retention(function: str) -> None:
     assert groups[0]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
-def test_every_environment_variable_is_one_the_code_reads() -> None:
-    # A misspelt name would leave a setting at its default without any error.
-    known = {field.alias for field in Settings.model_fields.values()}
+# A placeholder for each variable a function is given (the template's values are CloudFormation
+# expressions); the names with a type get a value of that type.
+_PLACEHOLDERS = {
+    "PUBLIC_BASE_URL": "",
+    "EVENT_TTL_DAYS": "90",
+    "PARAMETERS_MAX_AGE": "300",
+    "RECORDING_FORMAT": "wav",
+    "RECORDING_MEDIA_ORIGINS": "https://api.twilio.com",
+    "DELETE_RECORDINGS_AFTER_ARCHIVE": "false",
+    "RECORDING_DOWNLOAD_SECRET": "",
+}
+
+
+def settings_model_of(function: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The settings model the function's code checks at cold start, loaded with the environment
+    the template gives it (so a variable the template forgot fails here, as it would in Lambda)."""
+    for name in function_env(function):
+        if not name.startswith("POWERTOOLS_"):
+            monkeypatch.setenv(name, _PLACEHOLDERS.get(name, "placeholder"))
+    module = load_function(Path(FUNCTIONS[function]["CodeUri"]).name)
+    return module.lambda_handler.settings_model
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_each_function_is_given_every_setting_it_requires_and_only_those(
+    function: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the function's environment in the template, When its code starts (no error: every
+    # required variable is there), Then each variable is one that function reads: a misspelt or
+    # stray name would leave a setting at its default without any error.
+    known = {field.alias for field in settings_model_of(function, monkeypatch).model_fields.values()}
+    for name in FUNCTIONS[function].get("Environment", {}).get("Variables", {}):
+        assert name in known or name.startswith("POWERTOOLS_"), f"{function}: variable {name} is not read"
+
+
+def test_every_global_variable_is_read_by_a_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    known: set[str | None] = set()
     for function in FUNCTIONS:
-        for name in function_env(function):
-            assert name in known or name.startswith("POWERTOOLS_"), f"{function}: unknown variable {name}"
+        known |= {field.alias for field in settings_model_of(function, monkeypatch).model_fields.values()}
+    for name in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]:
+        assert name in known or name.startswith("POWERTOOLS_"), f"Globals: variable {name} is not read"
 
 
 # --- permissions ----------------------------------------------------------------------------------
 
-
-def test_every_function_has_an_expected_grant_list() -> None:
-    assert set(FUNCTIONS) == set(EXPECTED_GRANTS)
-
-
-@pytest.mark.parametrize("function", sorted(EXPECTED_GRANTS))
-def test_each_function_is_granted_exactly_what_it_needs(function: str) -> None:
-    assert grants(function) == EXPECTED_GRANTS[function]
-
-
-def test_fallback_cannot_touch_the_table_and_connect_cannot_queue() -> None:
-    assert not any(action.startswith("dynamodb:") for action, _ in grants("FallbackFunction"))
-    assert not any(action.startswith("sqs:") for action, _ in grants("ConnectFunction"))
+# Item-level operations only: no Scan, no table or queue administration, no deletion of data.
+TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+SENDER_ACTIONS = {"sqs:SendMessage"}
+# What Lambda's SQS event source needs from its function's role, nothing more.
+CONSUMER_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+BUCKET_ACTIONS = {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListBucket"}
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
-def test_resources_a_function_may_use_are_the_ones_its_settings_name(function: str) -> None:
-    # Given what the function is allowed to do
+def test_each_function_may_only_use_the_resources_its_settings_name(
+    function: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given what the code of the function reads from its environment
+    fields = {field.alias for field in settings_model_of(function, monkeypatch).model_fields.values()}
     granted = grants(function)
-    env = function_env(function)
+    by_resource: dict[str, set[str]] = {}
+    for action, resource in granted:
+        by_resource.setdefault(resource, set()).add(action)
 
-    # Then it is told where those resources are, and is not told about others
-    uses_table = any(resource == TABLE for _, resource in granted)
-    assert (env.get("EVENTS_TABLE_NAME") == {"Ref": "EventsTable"}) is uses_table
-    sends_to_queue = ("sqs:SendMessage", QUEUE) in granted
-    assert (env.get("RECORDINGS_QUEUE_URL") == {"Ref": "RecordingsQueue"}) is sends_to_queue
-    uses_bucket = any(resource in (BUCKET, BUCKET_OBJECTS) for _, resource in granted)
-    assert (env.get("RECORDINGS_BUCKET_NAME") == {"Ref": "RecordingsBucket"}) is uses_bucket
-    reads_flow_config = FLOW_PARAMETER in granted
-    assert (env.get("FLOW_CONFIG") == {"Fn::Sub": "ssm:${FlowConfigParameterName}"}) is reads_flow_config
+    # Then every grant is on a resource it is told about, with item-level actions only
+    for resource, actions in by_resource.items():
+        if resource == TABLE:
+            assert "EVENTS_TABLE_NAME" in fields and actions <= TABLE_ACTIONS, (function, actions)
+        elif resource == QUEUE:
+            assert actions <= SENDER_ACTIONS | CONSUMER_ACTIONS, (function, actions)
+            assert not actions & SENDER_ACTIONS or "RECORDINGS_QUEUE_URL" in fields, function
+        elif resource in (BUCKET, BUCKET_OBJECTS):
+            assert "RECORDINGS_BUCKET_NAME" in fields and actions <= BUCKET_ACTIONS, (function, actions)
+        elif (next(iter(actions)), resource) == FLOW_PARAMETER:
+            assert "FLOW_CONFIG" in fields and actions == {"ssm:GetParameter"}, function
+        elif actions == {"secretsmanager:GetSecretValue"}:
+            assert "AuthTokenSecretArn" in resource, (function, resource)
+            assert "TWILIO_AUTH_TOKEN_SECRET" in fields, function
+        else:
+            pytest.fail(f"{function}: grant {actions} on {resource} is not one of the stack's resources")
+    # And every resource it is told about, it may use
+    env = function_env(function)
+    told = {"EVENTS_TABLE_NAME": TABLE, "RECORDINGS_BUCKET_NAME": BUCKET_OBJECTS}
+    for variable, resource in told.items():
+        assert (variable in env) is (resource in by_resource), (function, variable)
+    assert ("RECORDINGS_QUEUE_URL" in env) is ("sqs:SendMessage" in by_resource.get(QUEUE, set())), function
+
+
+def test_the_fallback_touches_no_data_store_and_only_the_archiver_consumes_the_queue() -> None:
+    # The fallback URL must keep answering when every data store is down
+    assert {resource for _, resource in grants("FallbackFunction")} == {SECRET[1]}
+    consumers = {name for name in FUNCTIONS if ("sqs:ReceiveMessage", QUEUE) in grants(name)}
+    assert consumers == {"RecordingArchiverFunction"}
+    for name in FUNCTIONS:
+        # Nobody may delete what the archive keeps
+        assert not any(action.startswith("s3:Delete") for action, _ in grants(name)), name
+
+
+@pytest.mark.parametrize("kind", ["AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::S3::Bucket"])
+def test_every_data_store_is_encrypted_at_rest(kind: str) -> None:
+    stores = resources_of_type(kind)
+    assert stores, kind
+    for name, props in stores.items():
+        if kind == "AWS::DynamoDB::Table":
+            assert props["SSESpecification"]["SSEEnabled"] is True, name
+        elif kind == "AWS::SQS::Queue":
+            assert props.get("SqsManagedSseEnabled") is True or props.get("KmsMasterKeyId"), name
+        else:
+            rules = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            assert rules and all(rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] for rule in rules), (
+                name
+            )
 
 
 def test_no_policy_uses_a_wildcard() -> None:

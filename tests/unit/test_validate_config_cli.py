@@ -110,3 +110,37 @@ def test_the_console_script_checks_files_like_main() -> None:
         in result.stdout
     )
     assert f"{EXAMPLE}: OK (2 flows, 2 numbers, default 'frontline')" in result.stdout
+
+
+def test_every_problem_of_a_file_is_reported_in_one_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a document with a typo in a key, a relay URL that is not wss:// next to it, a number
+    # mapped to a flow that does not exist, and a null (issue 13: they surfaced one fix at a time)
+    path = tmp_path / "flows.json"
+    path.write_text(
+        '{"default": "assistant", "numbers": {"+15550100001": "missing"},'
+        ' "flows": {"assistant": {"kind": "relay", "url": "https://agent.example.com/ws",'
+        ' "welcomeGreting": "Hi", "language": null},'
+        ' "support": {"kind": "conversation", "serviceInstanceSid": "IS123", "recrod": "true"}}}',
+        encoding="utf-8",
+    )
+
+    # When it is checked once
+    status = main([str(path)])
+
+    # Then every problem is on its own line, in the one run
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 1
+    assert lines[0] == f"{path}: INVALID (6 problems)"
+    problems = sorted(line.strip().removeprefix("error: ").split(": ", 1)[0] for line in lines[1:])
+    assert problems == [
+        "flows.assistant.language",
+        "flows.assistant.url",
+        "flows.assistant.welcomeGreting",
+        "flows.support.recrod",
+        "flows.support.serviceInstanceSid",
+        "numbers.+15550100001",
+    ]
+    assert "did you mean 'welcomeGreeting'?" in "\n".join(lines)
+    assert "did you mean 'record'?" in "\n".join(lines)

@@ -215,6 +215,6 @@ def profiled_requests(path: Path) -> int:
     counts = [
         calls
         for (filename, _, name), (_, calls, *_rest) in stats.stats.items()  # type: ignore[attr-defined]
-        if name == "lambda_handler" and filename.endswith("app.py")
+        if name == "lambda_handler" and filename.endswith(("app.py", "handler.py"))
     ]
     return max(counts, default=1)

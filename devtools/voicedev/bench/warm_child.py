@@ -79,12 +79,13 @@ def load_handler(name: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 
 def handler_clients() -> dict[str, Any]:
     """The clients the handlers use, as they cached them."""
-    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
     from voice_webhooks.runtime import aws_clients
 
+    from voicedev.handler_caches import handler_providers
+
     clients = {"dynamodb": aws_clients.dynamodb().meta.client, "sqs": aws_clients.sqs()}
-    for name, provider in DEFAULT_PROVIDERS.items():
-        clients[name] = provider.client
+    for name, provider in handler_providers().items():
+        clients[name] = provider.client  # type: ignore[attr-defined]
     return clients
 
 

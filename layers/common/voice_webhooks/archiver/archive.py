@@ -10,7 +10,6 @@ moves it to the dead-letter queue after the redrive count)."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,16 +30,13 @@ from voice_webhooks.archiver.download import (
     MediaUnauthorized,
     MediaUnavailable,
 )
+from voice_webhooks.archiver.settings import ArchiverSettings
 from voice_webhooks.archiver.store import MEDIA_BYTES, ArchiveStore, ArchiveStoreError
 from voice_webhooks.errors import DependencyUnavailable, StorageError
 from voice_webhooks.queues.recording_messages import RecordingMessage
 from voice_webhooks.runtime.observability import MetricName, count, logger
-from voice_webhooks.runtime.settings import Settings
 from voice_webhooks.storage.session_store import SessionStore, utc_now
 
-ACCOUNT_SID: Final = re.compile(r"^AC[0-9a-fA-F]{32}$")
-CALL_SID: Final = re.compile(r"^CA[0-9a-fA-F]{32}$")
-RECORDING_SID: Final = re.compile(r"^RE[0-9a-fA-F]{32}$")
 NO_CALL: Final = "no-call"
 # A message started with less time than this left in the invocation fails at once (and is retried)
 # rather than being cut off by Lambda's timeout, which would fail the whole batch.
@@ -79,12 +75,8 @@ def parse_message(body: str) -> RecordingMessage:
     except ValidationError as exc:
         fields = sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors()})
         raise InvalidMessage(f"not a recording message: {', '.join(fields) or 'body'}") from exc
-    if not ACCOUNT_SID.match(message.account_sid):
-        raise InvalidMessage("accountSid is not an AccountSid")
-    if not RECORDING_SID.match(message.recording_sid):
-        raise InvalidMessage("recordingSid is not a RecordingSid")
-    if message.call_sid is not None and not CALL_SID.match(message.call_sid):
-        raise InvalidMessage("callSid is not a CallSid")
+    # The SIDs (account, call, recording) were checked by the model's types: keys and URLs are
+    # built from them.
     return message
 
 
@@ -158,11 +150,11 @@ class RecordingArchiver:
         self.clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RecordingArchiver:
+    def from_settings(cls, settings: ArchiverSettings) -> RecordingArchiver:
         """ConfigurationError for a bad origin list or a missing bucket: a deployment problem,
         raised before any message is touched."""
         return cls(
-            store=ArchiveStore(settings.require("recordings_bucket_name")),
+            store=ArchiveStore(settings.recordings_bucket_name),
             media=MediaClient(MediaOrigins.parse(settings.recording_media_origins)),
             credentials=CredentialSource(settings),
             sessions=SessionStore(settings.events_table_name) if settings.events_table_name else None,

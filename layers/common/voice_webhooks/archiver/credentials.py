@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 
 from voice_webhooks.archiver.download import BasicCredentials
-from voice_webhooks.edge.auth_tokens import _secrets_provider, load_auth_tokens
+from voice_webhooks.archiver.settings import ArchiverSettings
+from voice_webhooks.edge.auth_tokens import load_auth_tokens, read_secret_text
 from voice_webhooks.errors import DependencyUnavailable
 from voice_webhooks.runtime.observability import MetricName, count, logger
-from voice_webhooks.runtime.settings import Settings
 
 
 class CredentialsUnavailable(DependencyUnavailable):
@@ -40,7 +40,7 @@ def parse_api_key_secret(raw: str | bytes) -> BasicCredentials:
 
 
 class CredentialSource:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ArchiverSettings) -> None:
         self.settings = settings
 
     @property
@@ -50,14 +50,12 @@ class CredentialSource:
     def for_account(self, account_sid: str) -> tuple[BasicCredentials, ...]:
         """Credentials to try, in order."""
         if not self.settings.recording_download_secret:
-            tokens = load_auth_tokens(self.settings)
+            tokens = load_auth_tokens(self.settings.auth_token_secret, self.settings.cache_max_age_seconds)
             return tuple(BasicCredentials(account_sid, token) for token in tokens.all())
         try:
-            raw = _secrets_provider().get(
-                self.settings.recording_download_secret, max_age=self.settings.cache_max_age_seconds
+            raw = read_secret_text(
+                self.settings.recording_download_secret, self.settings.cache_max_age_seconds
             )
-            if not isinstance(raw, (str, bytes)):
-                raise TypeError("the secret is not text")
             return (parse_api_key_secret(raw),)
         except Exception as exc:
             logger.error("Recording download secret unavailable", extra={"error_type": type(exc).__name__})

@@ -18,7 +18,7 @@ from typing import Any
 from voice_webhooks.callbacks.models import RecordingStatus, RecordingStatusCallback
 from voice_webhooks.errors import DependencyUnavailable, StorageError
 from voice_webhooks.queues.recording_messages import RecordingPublisher, message_for
-from voice_webhooks.runtime.observability import MetricName, count, logger
+from voice_webhooks.runtime.observability import MetricName, count, log_safe, logger
 from voice_webhooks.storage.session_store import SessionStore, expires_at, utc_now
 
 TERMINAL_STATES = frozenset(
@@ -34,14 +34,6 @@ MAX_LEASE_MS = 30_000
 class RecordingQueueBusy(DependencyUnavailable):
     """Another delivery of this recording is queueing it right now: 503, so Twilio retries and
     the retry sees the outcome."""
-
-
-def may_replace(current: str | None, new: str) -> bool:
-    """The transition rule the conditional update enforces: terminal states never change, and a
-    state is never replaced by itself. (Unknown states Twilio may add count as non-terminal.)"""
-    if current is None:
-        return True
-    return current not in TERMINAL_STATES and current != new
 
 
 def recording_entry(callback: RecordingStatusCallback, received_at: datetime) -> dict[str, Any]:
@@ -100,11 +92,12 @@ def handle_recording_callback(
     received_at = now or utc_now()
     sid = callback.recording_sid
     status = str(callback.recording_status)
-    fields = {"recording_sid": sid, "recording_status": status}
+    fields = {"recording_sid": sid, "recording_status": log_safe(status)}
     for name, value in callback.unknown_values().items():
         count(MetricName.UNKNOWN_VALUE)
         logger.warning(
-            "Unknown value in recording callback: stored as received", extra={"field": name, "value": value}
+            "Unknown value in recording callback: stored as received",
+            extra={"field": name, "value": log_safe(value)},
         )
 
     try:

@@ -15,7 +15,7 @@ from voice_webhooks.calls.sessions import session_id_for_callback
 from voice_webhooks.edge.public_urls import SESSION_PARAM
 from voice_webhooks.edge.request import WebhookRequest
 from voice_webhooks.errors import MalformedRequest, StorageError
-from voice_webhooks.runtime.observability import MetricName, count, logger
+from voice_webhooks.runtime.observability import MetricName, count, log_safe, logger
 from voice_webhooks.storage.session_store import SessionStore, expires_at, utc_now
 
 # Parsed fields kept on each event item, under Twilio's parameter names.
@@ -120,11 +120,12 @@ def record_status_callback(
     count(MetricName.STATUS_CALLBACK)
     received_at = now or utc_now()
     sequence = callback.sequence_number
-    fields = {"sequence_number": sequence, "status": str(_plain(callback.status))}
+    fields = {"sequence_number": sequence, "status": log_safe(_plain(callback.status))}
     for name, value in callback.unknown_values().items():
         count(MetricName.UNKNOWN_VALUE)
         logger.warning(
-            "Unknown value in status callback: stored as received", extra={"field": name, "value": value}
+            "Unknown value in status callback: stored as received",
+            extra={"field": name, "value": log_safe(value)},
         )
 
     item = event_item(callback, raw, session_id, received_at, ttl_days)

@@ -32,8 +32,6 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-
 from voice_webhooks.callbacks.models import (
     ConversationActionRequest,
     ConversationResult,
@@ -42,9 +40,8 @@ from voice_webhooks.callbacks.models import (
     SessionStatus,
     parse_params,
 )
-from voice_webhooks.calls.sessions import session_id_for_callback
 from voice_webhooks.edge import routes
-from voice_webhooks.edge.public_urls import api_base_url, callback_url
+from voice_webhooks.edge.public_urls import callback_url
 from voice_webhooks.edge.request import WebhookRequest
 from voice_webhooks.errors import ConfigurationError, StorageError
 from voice_webhooks.flows.model import ConversationFlow, FlowConfig, RelayFlow
@@ -55,8 +52,8 @@ from voice_webhooks.flows.outcomes import (
     RelayOutcomes,
     SayOptions,
 )
-from voice_webhooks.runtime.observability import MetricName, count, logger, mask_phone
-from voice_webhooks.runtime.settings import Settings
+from voice_webhooks.runtime.observability import MetricName, count, log_safe, logger, mask_phone, reduced
+from voice_webhooks.runtime.settings import CallSettings
 from voice_webhooks.storage.session_store import SessionStore, expires_at, utc_now
 from voice_webhooks.twiml.action import (
     ActionUrls,
@@ -203,7 +200,8 @@ def parse_handoff(raw: str) -> Handoff:
         return Handoff(size=size, valid=False, problem="not valid JSON")
     if not isinstance(data, dict):
         return Handoff(size=size, valid=False, problem=f"a JSON {type(data).__name__}, not an object")
-    keys = tuple(sorted(str(key)[:64] for key in data)[:MAX_LOGGED_KEYS])
+    # Key names are written by the AI application: reduced unless they are plain words.
+    keys = tuple(sorted(log_safe(str(key)[:64]) for key in data)[:MAX_LOGGED_KEYS])
     if HANDOFF_TARGET_KEY not in data:
         return Handoff(size=size, valid=True, keys=keys)
     target = data[HANDOFF_TARGET_KEY]
@@ -254,6 +252,12 @@ def _value(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def _logged(value: object) -> str | None:
+    """An enumerated value as it may be logged: an unknown one may carry caller data."""
+    text = _value(value)
+    return None if text is None else log_safe(text)
+
+
 def unknown_values(request: ActionRequest) -> dict[str, str]:
     """Enumerated fields holding a value this version does not know ("answered" is a <Dial>
     value, known on the dial step)."""
@@ -271,7 +275,7 @@ def _unknown_notice(request: ActionRequest) -> Notice | None:
         "warning",
         "Action request with a value this version does not know: answering the safe default",
         MetricName.ACTION_UNKNOWN_VALUE,
-        {"unknown_values": unknown},
+        {"unknown_values": {name: log_safe(value) for name, value in unknown.items()}},
     )
 
 
@@ -284,7 +288,7 @@ def _conversation(request: ConversationActionRequest, flow: Flow | None) -> Deci
         if flow is not None:
             notices.append(Notice("warning", "Conversation action request for a relay flow: using defaults"))
     result = request.result
-    extra = {"result": _value(result), "dial_call_status": _value(request.dial_call_status)}
+    extra = {"result": _logged(result), "dial_call_status": _logged(request.dial_call_status)}
     if result == ConversationResult.SESSION_SUCCESS:
         key = "session-success"
     elif request.worker_initiated and result != ConversationResult.INVALID_CONVERSATION:
@@ -397,7 +401,7 @@ def _handoff(
             chosen = handoff.target
         else:
             refused = True
-            shown = mask_phone(handoff.target[:64]) if handoff.target is not None else None
+            shown = reduced(handoff.target[:64]) if handoff.target is not None else None
             notices.append(
                 Notice(
                     "warning",
@@ -434,7 +438,10 @@ def _dial_ended(request: ConversationActionRequest, flow: Flow | None) -> Decisi
     if status in DIAL_REACHED:
         return Decision(Step.DIAL, "dial-completed", HangUp(), outcomes.say, fields)
     notice = Notice(
-        "info", "Dialled target did not answer", MetricName.DIAL_INCOMPLETE, {"dial_call_status": status}
+        "info",
+        "Dialled target did not answer",
+        MetricName.DIAL_INCOMPLETE,
+        {"dial_call_status": _logged(status)},
     )
     step = _next_step(outcomes.on.dial_incomplete, outcomes, flow)
     return Decision(Step.DIAL, DIAL_INCOMPLETE, step, outcomes.say, fields, (notice,))
@@ -605,15 +612,14 @@ def _emit(notices: tuple[Notice, ...]) -> None:
 
 def answer_action(
     webhook: WebhookRequest,
-    event: APIGatewayProxyEventV2,
-    settings: Settings,
+    settings: CallSettings,
     store: SessionStore,
     load_config: Callable[[], FlowConfig],
 ) -> str:
+    """`webhook` is the verified request; its session id was resolved (and logged) by the edge."""
     request = read_action_request(webhook)
     count(MetricName.ACTION_REQUEST)
-    session_id = session_id_for_callback(webhook.session_id, request.model.call_sid) or request.model.call_sid
-    logger.append_keys(session_id=session_id)
+    session_id = webhook.callback_session_id()
 
     session: dict[str, Any] | None = None
     try:
@@ -650,7 +656,7 @@ def answer_action(
             "to": mask_phone(request.model.to),
         },
     )
-    base_url = api_base_url(event, settings.public_base_url)
+    base_url = webhook.base_url
     overrides = settings.connection_overrides
     urls = ActionUrls(
         action=callback_url(base_url, routes.ACTION, session_id, overrides),

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-
 from voice_webhooks.callbacks.models import ConnectRequest
 from voice_webhooks.calls.sessions import mint_session_id
 from voice_webhooks.edge import routes
-from voice_webhooks.edge.public_urls import api_base_url, callback_url
+from voice_webhooks.edge.public_urls import callback_url
 from voice_webhooks.errors import StorageError
 from voice_webhooks.flows.model import FlowConfig
 from voice_webhooks.runtime.observability import MetricName, count, logger, mask_phone
-from voice_webhooks.runtime.settings import Settings
+from voice_webhooks.runtime.settings import CallSettings
 from voice_webhooks.storage.session_store import SessionItem, SessionStore, expires_at, utc_now
 from voice_webhooks.twiml.connect import CallbackUrls, render_connect
 
@@ -26,16 +24,16 @@ def callback_urls(base_url: str, session_id: str, connection_overrides: str) -> 
 
 def answer_call(
     call: ConnectRequest,
-    event: APIGatewayProxyEventV2,
+    base_url: str,
     config: FlowConfig,
-    settings: Settings,
+    settings: CallSettings,
     store: SessionStore,
 ) -> str:
+    """`base_url`: where Twilio reaches this API (`WebhookRequest.base_url`)."""
     flow_name = config.flow_name_for(call.to)
     flow = config.flows[flow_name]
     session_id = mint_session_id(call.call_sid)
     logger.append_keys(session_id=session_id)
-    base_url = api_base_url(event, settings.public_base_url)
     twiml = render_connect(flow, callback_urls(base_url, session_id, settings.connection_overrides))
 
     now = utc_now()

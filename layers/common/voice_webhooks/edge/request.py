@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from voice_webhooks.edge.public_urls import SESSION_PARAM
+from voice_webhooks.edge.public_urls import SESSION_PARAM, api_base_url, signed_url
 from voice_webhooks.errors import (
     MalformedRequest,
     MethodNotAllowed,
@@ -42,9 +42,13 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # Form bodies are percent-encoded ASCII; the escapes decode as UTF-8, so no other charset makes sense.
 ACCEPTED_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii"})
 SIGNATURE_HEADER = "X-Twilio-Signature"
+# Present when a Webhooks Rule signed the request with its SharedKey (edge/signature.py).
+SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 # Twilio's voice callbacks are a few KB at most; HandoffData is the largest field we accept.
 MAX_BODY_BYTES = 64 * 1024
 MAX_QUERY_BYTES = 64 * 1024
+# Far above the session ids we mint (51 characters), well below DynamoDB's 2048-byte key limit.
+MAX_SESSION_ID_BYTES = 256
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
@@ -71,11 +75,22 @@ class FormParams(dict[str, str]):
 
 @dataclass(frozen=True)
 class WebhookRequest:
+    """One Twilio request as received: what the routes need, and nothing of API Gateway's event.
+
+    Built by `read_webhook`; the edge verifies it (signature, account, session) before any route
+    sees it, so a route's request is always one Twilio signed."""
+
     method: str
     signature: str = field(repr=False)
     query: FormParams
     form: FormParams
     """Body parameters for POST; empty for GET (Twilio puts everything in the query string)."""
+    signature_settings: str | None = None
+    """`X-Twilio-Webhooks-Signature-Settings` when a Webhooks Rule signed with a SharedKey."""
+    url: str = ""
+    """The URL Twilio signed (PUBLIC_BASE_URL or the event's, plus the raw query string)."""
+    base_url: str = ""
+    """Where Twilio reaches this API: the base of the callback URLs we hand out."""
 
     @property
     def params(self) -> FormParams:
@@ -83,8 +98,35 @@ class WebhookRequest:
         return self.form if self.method == "POST" else self.query
 
     @property
-    def session_id(self) -> str | None:
+    def twilio_params(self) -> dict[str, str]:
+        """Twilio's parameters as signed. For a GET, Twilio appends its parameters to the query of
+        our URL, so our own `session` parameter is dropped from them."""
+        params = dict(self.params)
+        if self.method == "GET":
+            params.pop(SESSION_PARAM, None)
+        return params
+
+    @property
+    def session_param(self) -> str | None:
         return self.query.get(SESSION_PARAM) or None
+
+    @property
+    def session_id(self) -> str | None:
+        """The session a callback belongs to: our `session` query parameter; for URLs configured by
+        hand without it, the CallSid (the documented derivation). None when neither is there."""
+        return self.session_param or self.params.get("CallSid") or None
+
+    def callback_session_id(self) -> str:
+        """`session_id`, refused (400) when missing, or too long for an id of ours: as a DynamoDB
+        key it would fail every write (a 5xx, retried by Twilio to no end)."""
+        if self.session_param and len(self.session_param.encode("utf-8")) > MAX_SESSION_ID_BYTES:
+            raise MalformedRequest(f"{SESSION_PARAM}: longer than {MAX_SESSION_ID_BYTES} bytes")
+        session_id = self.session_id
+        if not session_id:
+            raise MalformedRequest(
+                f"no session: the URL has no `{SESSION_PARAM}` parameter and there is no CallSid"
+            )
+        return session_id
 
     def ambiguous_names(self) -> list[str]:
         """Names repeated with different values in the query string or in the body: which one is
@@ -152,7 +194,9 @@ def _body_text(event: APIGatewayProxyEventV2) -> str:
         raise MalformedRequest("form body must be URL-encoded ASCII") from exc
 
 
-def read_webhook(event: APIGatewayProxyEventV2) -> WebhookRequest:
+def read_webhook(event: APIGatewayProxyEventV2, public_base_url: str | None = None) -> WebhookRequest:
+    """The request, or the refusal for its shape (see the module docstring). `public_base_url` is
+    PUBLIC_BASE_URL (validated by the settings), or None to derive the URLs from the event."""
     method = event.request_context.http.method.upper()
     if method not in ALLOWED_METHODS:
         raise MethodNotAllowed(f"method {method} not allowed; use GET or POST")
@@ -171,4 +215,7 @@ def read_webhook(event: APIGatewayProxyEventV2) -> WebhookRequest:
         signature=signature,
         query=parse_form(event.raw_query_string, "query string"),
         form=form,
+        signature_settings=event.headers.get(SIGNATURE_SETTINGS_HEADER),
+        url=signed_url(event, public_base_url),
+        base_url=api_base_url(event, public_base_url),
     )

@@ -9,7 +9,6 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from voice_webhooks.edge.auth_tokens import load_auth_tokens
-from voice_webhooks.edge.public_urls import signed_url
 from voice_webhooks.edge.request import WebhookRequest, read_webhook
 from voice_webhooks.edge.signature import verify_request
 from voice_webhooks.errors import (
@@ -24,7 +23,7 @@ from voice_webhooks.errors import (
     WebhookError,
 )
 from voice_webhooks.runtime.observability import MetricName, count, logger
-from voice_webhooks.runtime.settings import get_settings
+from voice_webhooks.runtime.settings import WebhookSettings, load_settings
 
 # Routes accept every method (the template routes ANY) so that we, not API Gateway's 404, answer
 # the unsupported ones with 405.
@@ -43,46 +42,44 @@ _REFUSAL_METRICS: dict[type[WebhookError], str] = {
 }
 
 
-def _twilio_checks(outage_answer: Callable[[], Response[str]] | None) -> Callable[..., Response[str]]:
+def _twilio_checks(
+    settings_model: type[WebhookSettings],
+    outage_answer: Callable[[], Response[str]] | None,
+    callback_session: bool,
+) -> Callable[..., Response[str]]:
     def twilio_webhook(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
         """Refuse anything Twilio did not sign for one of our accounts, before any other work.
 
-        Order (docs/security.md): request shape (405/415/413/403 missing header/400), settings
-        (500), auth token (503), URL, signature (403), repeated names (400), account (403). No
-        table, queue or flow configuration is read before the last check passed."""
-        request = read_webhook(app.current_event)
+        Order (docs/security.md): request shape (405/415/413/403 missing header/400), auth token
+        (503), signature (403), repeated names (400), account (403), session (400). No table, queue
+        or flow configuration is read before the last check passed. The settings were validated at
+        cold start (`edge.handler`); here they come from the cache."""
+        settings = load_settings(settings_model)
+        request = read_webhook(app.current_event, settings.public_base_url)
         try:
-            settings = get_settings()
-            if not settings.allowed_account_sids:
-                raise ConfigurationError("setting ALLOWED_ACCOUNT_SIDS is required but empty")
-            tokens = load_auth_tokens(settings)
-            url = signed_url(app.current_event, settings.public_base_url)
-        except (DependencyUnavailable, ConfigurationError) as problem:
+            tokens = load_auth_tokens(settings.auth_token_secret, settings.cache_max_age_seconds)
+        except DependencyUnavailable as problem:
             if outage_answer is None:
                 raise
             # Only for a route whose answer is static and touches nothing (the fallback URL): when
             # our side cannot verify, the apology is still better than Twilio's application error.
-            if isinstance(problem, ConfigurationError):
-                count(MetricName.CONFIG_UNAVAILABLE)
             logger.warning(
                 "Cannot verify the signature: answering the static response unverified",
                 extra={"reason": str(problem)},
             )
             return outage_answer()
-        verify_request(request, url, tokens, settings.allowed_account_sids)
+        verify_request(request, request.url, tokens, settings.allowed_account_sids)
+        session_id = request.callback_session_id() if callback_session else None
         app.append_context(**{_WEBHOOK_KEY: request})
-        _correlate(request)
-        return next_middleware(app)
+        # Scoped to this request's route, error answers included (mapped here, inside the scope).
+        keys = {"call_sid": request.params.get("CallSid"), "session_id": session_id}
+        with logger.append_context_keys(**{name: value for name, value in keys.items() if value}):
+            try:
+                return next_middleware(app)
+            except (WebhookError, ConfigurationError) as error:
+                return error_response(error)
 
     return twilio_webhook
-
-
-def _correlate(request: WebhookRequest) -> None:
-    call_sid = request.params.get("CallSid")
-    if call_sid:
-        logger.append_keys(call_sid=call_sid)
-    if request.session_id:
-        logger.append_keys(session_id=request.session_id)
 
 
 def current_webhook(app: APIGatewayHttpResolver) -> WebhookRequest:
@@ -90,6 +87,20 @@ def current_webhook(app: APIGatewayHttpResolver) -> WebhookRequest:
     if not isinstance(request, WebhookRequest):  # pragma: no cover - wiring error, not input
         raise RuntimeError("twilio_webhook middleware did not run for this route")
     return request
+
+
+def error_response(error: WebhookError | ConfigurationError) -> Response[str]:
+    """The one mapping of our exceptions to HTTP answers (short reason, never internals)."""
+    if isinstance(error, ConfigurationError):
+        count(MetricName.CONFIG_UNAVAILABLE)
+        logger.error("Configuration error", extra={"reason": str(error)})
+        return text_response(500, "service misconfigured")
+    metric = _REFUSAL_METRICS.get(type(error))
+    if metric:
+        count(metric)
+    logger.info("Refused request", extra={"status": int(error.status), "reason": error.reason})
+    headers = {"Allow": "GET, POST"} if isinstance(error, MethodNotAllowed) else None
+    return text_response(int(error.status), error.reason, headers)
 
 
 def text_response(status: int, reason: str, headers: dict[str, str] | None = None) -> Response[str]:
@@ -105,30 +116,30 @@ def empty_response() -> Response[str]:
     return Response(status_code=204, content_type="text/plain", body="")
 
 
-def webhook_app(*, token_outage_answer: Callable[[], Response[str]] | None = None) -> APIGatewayHttpResolver:
+def webhook_app(
+    settings_model: type[WebhookSettings],
+    *,
+    token_outage_answer: Callable[[], Response[str]] | None = None,
+    callback_session: bool = False,
+) -> APIGatewayHttpResolver:
     """A resolver with the Twilio checks as middleware and the error mapping registered.
 
-    `token_outage_answer` is for the fallback route only: when the auth token cannot be loaded or
-    the security settings are broken, it answers that static response instead of a 503/500 (there
-    is nowhere left for Twilio to fall back; docs/decisions/0002-fallback-answers-without-token.md).
-    A signature that was checked and failed is still a 403."""
+    `callback_session`: the route files what it receives under a session (status, recording,
+    action), resolved and checked once here (`WebhookRequest.callback_session_id`).
+    `token_outage_answer` is for the fallback route only: when the auth token cannot be loaded, it
+    answers that static response instead of a 503 (there is nowhere left for Twilio to fall back;
+    docs/decisions/0002-fallback-answers-without-token.md). A signature that was checked and failed
+    is still a 403."""
     # debug=False whatever POWERTOOLS_DEV says: debug mode prints whole events (phone numbers).
     app = APIGatewayHttpResolver(debug=False)
-    app.use(middlewares=[_twilio_checks(token_outage_answer)])
+    app.use(middlewares=[_twilio_checks(settings_model, token_outage_answer, callback_session)])
 
     @app.exception_handler(WebhookError)
     def refuse(error: WebhookError) -> Response[str]:
-        metric = _REFUSAL_METRICS.get(type(error))
-        if metric:
-            count(metric)
-        logger.info("Refused request", extra={"status": int(error.status), "reason": error.reason})
-        headers = {"Allow": "GET, POST"} if isinstance(error, MethodNotAllowed) else None
-        return text_response(int(error.status), error.reason, headers)
+        return error_response(error)
 
     @app.exception_handler(ConfigurationError)
     def misconfigured(error: ConfigurationError) -> Response[str]:
-        count(MetricName.CONFIG_UNAVAILABLE)
-        logger.error("Configuration error", extra={"reason": str(error)})
-        return text_response(500, "service misconfigured")
+        return error_response(error)
 
     return app

@@ -1,15 +1,49 @@
-"""Twilio request signature and account checks, shared by every route (order: docs/security.md)."""
+"""Twilio request signature and account checks, shared by every route (order: docs/security.md).
+
+Two kinds of signature, chosen by the `X-Twilio-Webhooks-Signature-Settings` header:
+- absent: HMAC-SHA1 with the account's auth token (primary, or secondary during a rotation).
+- `key=<id>,algorithm=HMAC_SHA256`: a Webhooks Rule signed with its SharedKey. The key comes from
+  our secret under that id (never from the request), and the algorithm is taken from the header
+  only when it is one we allow. An unknown key id, an algorithm we do not allow, a header without
+  a key id, or a key id we hold no key for are all 403, like a bad signature."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import HMAC_SHA256, RequestValidator
 
 from voice_webhooks.edge.auth_tokens import AuthTokens
 from voice_webhooks.edge.request import FormParams, WebhookRequest
 from voice_webhooks.errors import AccountRejected, ConfigurationError, MalformedRequest, SignatureRejected
-from voice_webhooks.runtime.observability import logger
+from voice_webhooks.runtime.observability import logger, reduced
+
+# HMAC-SHA1 is what the auth token signs with; a SharedKey is only accepted with SHA-256.
+SHARED_KEY_ALGORITHMS = frozenset({HMAC_SHA256})
+
+
+@dataclass(frozen=True)
+class SharedKeySettings:
+    key_id: str
+    algorithm: str
+
+
+def parse_signature_settings(header: str) -> SharedKeySettings:
+    """`key=<id>,algorithm=<name>` (names case-sensitive as Twilio sends them, any order, spaces
+    around parts ignored). 403 when a part is missing, repeated or unknown."""
+    parts: dict[str, str] = {}
+    for part in header.split(","):
+        name, separator, value = part.strip().partition("=")
+        name, value = name.strip(), value.strip()
+        if not separator or not value or name in parts or name not in ("key", "algorithm"):
+            raise SignatureRejected("invalid X-Twilio-Webhooks-Signature-Settings header")
+        parts[name] = value
+    if "key" not in parts:
+        raise SignatureRejected("X-Twilio-Webhooks-Signature-Settings names no key")
+    if parts.get("algorithm") not in SHARED_KEY_ALGORITHMS:
+        raise SignatureRejected("signature algorithm not accepted")
+    return SharedKeySettings(key_id=parts["key"], algorithm=parts["algorithm"])
 
 
 def signature_is_valid(url: str, params: FormParams, signature: str, tokens: AuthTokens) -> bool:
@@ -20,10 +54,42 @@ def signature_is_valid(url: str, params: FormParams, signature: str, tokens: Aut
     return any(RequestValidator(token).validate(url, params, signature) for token in tokens.all())
 
 
+def shared_key_signature_is_valid(
+    url: str, params: FormParams, signature: str, keys: tuple[str, ...], algorithm: str
+) -> bool:
+    """True when any of the key id's keys (two during a rotation) produced it with `algorithm`."""
+    return any(RequestValidator(key).validate(url, params, signature, algorithm) for key in keys)
+
+
 def _without_query(url: str) -> str:
     # A GET's query carries Twilio's parameters (phone numbers): log scheme, host and path only.
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _check_signature(request: WebhookRequest, url: str, tokens: AuthTokens) -> None:
+    # GET: everything is in the URL; POST: the URL plus the form parameters.
+    if request.signature_settings is None:
+        valid, scheme = signature_is_valid(url, request.form, request.signature, tokens), "auth-token"
+    else:
+        settings = parse_signature_settings(request.signature_settings)
+        keys = tokens.shared_keys_for(settings.key_id)
+        if not keys:
+            # The id came with the request: logged reduced, it tells an operator which rule to add.
+            logger.warning(
+                "Rejected request: no shared key for the signing key id",
+                extra={"method": request.method, "key_id": reduced(settings.key_id)},
+            )
+            raise SignatureRejected("unknown signing key")
+        valid = shared_key_signature_is_valid(url, request.form, request.signature, keys, settings.algorithm)
+        scheme = "shared-key"
+    if not valid:
+        # The URL we checked against is what an operator needs when PUBLIC_BASE_URL is wrong.
+        logger.warning(
+            "Rejected request: bad signature",
+            extra={"method": request.method, "checked_url": _without_query(url), "scheme": scheme},
+        )
+        raise SignatureRejected("invalid X-Twilio-Signature")
 
 
 def verify_request(
@@ -35,14 +101,7 @@ def verify_request(
     account is read from the parameters only once they are known to be signed and unambiguous."""
     if not allowed_accounts:
         raise ConfigurationError("setting ALLOWED_ACCOUNT_SIDS is empty: no account could be accepted")
-    # GET: everything is in the URL; POST: the URL plus the form parameters.
-    if not signature_is_valid(url, request.form, request.signature, tokens):
-        # The URL we checked against is what an operator needs when PUBLIC_BASE_URL is wrong.
-        logger.warning(
-            "Rejected request: bad signature",
-            extra={"method": request.method, "checked_url": _without_query(url)},
-        )
-        raise SignatureRejected("invalid X-Twilio-Signature")
+    _check_signature(request, url, tokens)
     ambiguous = request.ambiguous_names()
     if ambiguous:
         raise MalformedRequest(f"parameter sent more than once with different values: {ambiguous[0]}")

@@ -4,18 +4,17 @@ parameter read through Powertools Parameters and cached for PARAMETERS_MAX_AGE s
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from pydantic import ValidationError
 
 from voice_webhooks.errors import ConfigurationError
-from voice_webhooks.flows.model import FlowConfig, describe_errors
+from voice_webhooks.flows.messages import describe_errors
+from voice_webhooks.flows.model import FlowConfig
 from voice_webhooks.runtime import aws_clients
 from voice_webhooks.runtime.observability import logger, mask_phone
-from voice_webhooks.runtime.settings import Settings
 
 SSM_PREFIX = "ssm:"
 
@@ -51,13 +50,11 @@ def _parsed(text: str, source: str) -> FlowConfig:
     return config
 
 
-def _ssm_provider() -> parameters.SSMProvider:
-    """Powertools' default SSM provider, created on first use from the shared boto3 session, and
-    registered as the default so that `parameters.clear_caches()` forgets it like any other."""
-    provider = DEFAULT_PROVIDERS.get("ssm")
-    if provider is None:
-        provider = DEFAULT_PROVIDERS["ssm"] = parameters.SSMProvider(boto3_session=aws_clients.session())
-    return provider
+@cache
+def ssm_provider() -> parameters.SSMProvider:
+    """One SSM provider per process, from the shared boto3 session. Made on first use, not at
+    import: the provider builds its boto3 client when constructed."""
+    return parameters.SSMProvider(boto3_session=aws_clients.session())
 
 
 def read_flow_config_text(source: str, max_age: int) -> str:
@@ -65,7 +62,7 @@ def read_flow_config_text(source: str, max_age: int) -> str:
         name = source.removeprefix(SSM_PREFIX)
         try:
             # decrypt: the document may be kept in a SecureString; harmless for a String.
-            return str(_ssm_provider().get(name, max_age=max_age, decrypt=True))
+            return str(ssm_provider().get(name, max_age=max_age, decrypt=True))
         except parameters.exceptions.GetParameterError as exc:
             raise ConfigurationError(f"cannot read flow config {source}: {exc}") from exc
     try:
@@ -74,7 +71,7 @@ def read_flow_config_text(source: str, max_age: int) -> str:
         raise ConfigurationError(f"cannot read flow config file {source}: {exc.strerror}") from exc
 
 
-def load_flow_config(settings: Settings) -> FlowConfig:
-    """The validated document named by FLOW_CONFIG. Raises ConfigurationError (500 on the route)."""
-    source = settings.require("flow_config")
-    return _parsed(read_flow_config_text(source, settings.cache_max_age_seconds), source)
+def load_flow_config(source: str, max_age: int) -> FlowConfig:
+    """The validated document named by FLOW_CONFIG (`source`), read at most every `max_age`
+    seconds. Raises ConfigurationError (500 on the route)."""
+    return _parsed(read_flow_config_text(source, max_age), source)

@@ -16,283 +16,55 @@ user-facing description; schema/flow-config.schema.json is generated from these 
 
 from __future__ import annotations
 
-import difflib
-import json
-import re
-from collections.abc import Callable, Iterable
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    ValidationError,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
 from pydantic.alias_generators import to_camel
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from voice_webhooks.flows.outcomes import ConversationOutcomes, RelayOutcomes
-
-E164 = r"^\+[1-9]\d{1,14}$"
-FLOW_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-HttpMethod = Literal["GET", "POST"]
-InterruptMode = Literal["none", "dtmf", "speech", "any"]
-
-RECORD_VALUES = (
-    "do-not-record",
-    "record-from-answer",
-    "record-from-ringing",
-    "record-from-answer-dual",
-    "record-from-ringing-dual",
+from voice_webhooks.flows.messages import (
+    FLOW_KINDS,
+    Loc,
+    Problems,
+    describe_errors,
+    path_of,
+    validate_reporting_all,
 )
-CONVERSATION_STATUS_EVENTS = ("call-initiated", "call-ringing", "call-answered", "call-completed")
-RECORDING_STATUS_EVENTS = ("in-progress", "completed", "absent")
-DEBUG_OPTIONS = ("debugging", "speaker-events", "tokens-played")
-TTS_PROVIDERS = ("Google", "Amazon", "ElevenLabs")
-STT_PROVIDERS = ("Google", "Deepgram")
-MULTI = "multi"
-MULTI_SPEECH_MODELS = ("nova-2-general", "nova-3-general")
+from voice_webhooks.flows.outcomes import ConversationOutcomes, RelayOutcomes
+from voice_webhooks.flows.values import (
+    CONVERSATION_STATUS_EVENTS,
+    MULTI,
+    MULTI_SPEECH_MODELS,
+    RECORDING_STATUS_EVENTS,
+    AbsoluteUrl,
+    DebugOptions,
+    FlowName,
+    Hints,
+    HttpMethod,
+    Interruptible,
+    InterruptMode,
+    NonEmpty,
+    PhoneNumber,
+    PositiveInt,
+    Record,
+    RecordingEvents,
+    ServiceInstanceSid,
+    StatusEvents,
+    StrictBool,
+    SttProvider,
+    TtsProvider,
+    Url,
+    WebSocketUrl,
+)
 
-Loc = tuple[str | int, ...]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Rule violations with their location. Raising a ValidationError from inside a validator makes
-# pydantic prefix each location with the path of the model being validated, so a rule found in a
-# <Language> comes out as `flows.<name>.<kind>.languages.<i>.<field>`.
-
-
-class _Problems:
-    def __init__(self, title: str) -> None:
-        self.title = title
-        self.details: list[InitErrorDetails] = []
-
-    def add(self, loc: Loc, message: str, value: object = None) -> None:
-        # The message goes through the context: a `{` in a user's value must not be a template field.
-        error = PydanticCustomError("flow_rule", "{message}", {"message": message})
-        self.details.append(InitErrorDetails(type=error, loc=loc, input=value))
-
-    def raise_if_any(self) -> None:
-        if self.details:
-            raise ValidationError.from_exception_data(self.title, self.details)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Value types. Each keeps the JSON Schema in step with what the validator accepts; the factories
-# return validators and schemas (not types) so that mypy sees every field's real type.
-
-
-def _full_match(pattern: str, message: str) -> AfterValidator:
-    """A string matching `pattern`, with a message a person can act on (not the regex)."""
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value):
-            raise ValueError(message)
-        return value
-
-    return AfterValidator(check)
-
-
-def _pattern(pattern: str) -> WithJsonSchema:
-    return WithJsonSchema({"type": "string", "pattern": pattern})
-
-
-SID_PATTERN = r"^IS[0-9a-fA-F]{32}$"
-WSS_PATTERN = r"^wss://[^\s/?#]+\S*$"
-
-NonEmpty = Annotated[str, Field(min_length=1)]
-StrictBool = Annotated[bool, Field(strict=True)]
-PositiveInt = Annotated[int, Field(strict=True, ge=1)]
-ServiceInstanceSid = Annotated[
-    str,
-    _full_match(SID_PATTERN, "must be a Frontline Conversation Service SID: IS followed by 32 hex digits"),
-    _pattern(SID_PATTERN),
-]
-WebSocketUrl = Annotated[
-    str,
-    _full_match(WSS_PATTERN, "must be your WebSocket server's URL, starting with wss://"),
-    _pattern(WSS_PATTERN),
-]
-PhoneNumber = Annotated[
-    str, _full_match(E164, "must be a phone number in E.164 format, like +15550100001"), _pattern(E164)
-]
-FlowName = Annotated[
-    str,
-    _full_match(
-        FLOW_NAME, "flow names are 1-64 letters, digits, '-' or '_' (they appear in paths, logs and sessions)"
-    ),
-    _pattern(FLOW_NAME),
-]
-
-
-def _relative_or_absolute_url(value: str) -> str:
-    if any(ch.isspace() for ch in value):
-        raise ValueError("must be a URL without spaces")
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", value) and not re.match(r"^https?://[^\s/?#]+", value):
-        raise ValueError("must be an absolute http(s) URL or a relative URL")
-    return value
-
-
-def _absolute_url(value: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/?#]+\S*", value):
-        raise ValueError("must be an absolute http(s) URL")
-    return value
-
-
-Url = Annotated[
-    str,
-    Field(min_length=1),
-    AfterValidator(_relative_or_absolute_url),
-    WithJsonSchema({"type": "string", "minLength": 1, "format": "uri-reference"}),
-]
-AbsoluteUrl = Annotated[
-    str,
-    AfterValidator(_absolute_url),
-    WithJsonSchema({"type": "string", "pattern": r"^https?://[^\s/?#]+\S*$", "format": "uri"}),
-]
-
-
-def _words(allowed: tuple[str, ...]) -> BeforeValidator:
-    """Twilio takes these lists as one space-separated string. Accept that string or a JSON list and
-    check every word; the serializer renders it back space-joined (twilio-python would render a
-    list's repr)."""
-    choices = ", ".join(allowed)
-
-    def parse(value: object) -> object:
-        words = value.split() if isinstance(value, str) else value
-        if not isinstance(words, list) or not words:
-            raise ValueError(f"must be a space-separated list of: {choices}")
-        for item in words:
-            if item not in allowed:
-                raise ValueError(f"{item!r} is not one of: {choices} (separate words with spaces)")
-        repeated = sorted({item for item in words if words.count(item) > 1})
-        if repeated:
-            raise ValueError(f"{', '.join(repeated)} listed more than once")
-        return words
-
-    return BeforeValidator(parse)
-
-
-def _words_schema(allowed: tuple[str, ...]) -> WithJsonSchema:
-    word = "(?:" + "|".join(allowed) + ")"  # the words are [a-z-]: nothing to escape
-    return WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": rf"^\s*{word}(?:\s+{word})*\s*$"},
-                {"type": "array", "items": {"enum": list(allowed)}, "minItems": 1, "uniqueItems": True},
-            ]
-        }
-    )
-
-
-SPACE_JOINED = PlainSerializer(" ".join, return_type=str)
-StatusEvents = Annotated[
-    list[str], _words(CONVERSATION_STATUS_EVENTS), SPACE_JOINED, _words_schema(CONVERSATION_STATUS_EVENTS)
-]
-RecordingEvents = Annotated[
-    list[str], _words(RECORDING_STATUS_EVENTS), SPACE_JOINED, _words_schema(RECORDING_STATUS_EVENTS)
-]
-DebugOptions = Annotated[list[str], _words(DEBUG_OPTIONS), SPACE_JOINED, _words_schema(DEBUG_OPTIONS)]
-
-
-def _hints(value: object) -> object:
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list) or not items:
-        raise ValueError("must be a comma-separated string or a list of words and phrases")
-    hints = []
-    for item in items:
-        if not isinstance(item, str) or not item.strip():
-            raise ValueError("must not contain empty hints")
-        if "," in item:
-            raise ValueError(f"{item!r}: a hint in a list cannot contain a comma (commas separate hints)")
-        hints.append(item.strip())
-    return hints
-
-
-Hints = Annotated[
-    list[str],
-    BeforeValidator(_hints),
-    PlainSerializer(",".join, return_type=str),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "minLength": 1},
-                {"type": "array", "items": {"type": "string", "pattern": "^[^,]+$"}, "minItems": 1},
-            ]
-        }
-    ),
-]
-
-
-def _any_case(choices: tuple[str, ...]) -> BeforeValidator:
-    """A provider name in any capitalisation (Twilio's own examples write `amazon` and `Amazon`),
-    stored and rendered as Twilio spells it."""
-    by_lower = {choice.lower(): choice for choice in choices}
-
-    def parse(value: object) -> object:
-        if isinstance(value, str) and value.lower() in by_lower:
-            return by_lower[value.lower()]
-        return value
-
-    return BeforeValidator(parse)
-
-
-def _any_case_schema(choices: tuple[str, ...]) -> WithJsonSchema:
-    any_case = "|".join("".join(f"[{c.upper()}{c.lower()}]" for c in choice) for choice in choices)
-    return WithJsonSchema(
-        {"anyOf": [{"enum": list(choices)}, {"type": "string", "pattern": f"^(?:{any_case})$"}]}
-    )
-
-
-TtsProvider = Annotated[
-    Literal["Google", "Amazon", "ElevenLabs"], _any_case(TTS_PROVIDERS), _any_case_schema(TTS_PROVIDERS)
-]
-SttProvider = Annotated[
-    Literal["Google", "Deepgram"], _any_case(STT_PROVIDERS), _any_case_schema(STT_PROVIDERS)
-]
-
-
-def _alias(allowed: tuple[str, ...], true_value: str, false_value: str) -> BeforeValidator:
-    """One of `allowed`, or the documented aliases `true`/`false` (string or JSON boolean), stored
-    as the value they stand for so later rules only see one spelling."""
-    choices = ", ".join(allowed)
-
-    def parse(value: object) -> object:
-        if value is True or value == "true":
-            return true_value
-        if value is False or value == "false":
-            return false_value
-        if value not in allowed:
-            raise ValueError(f"must be one of {choices}, or true ({true_value}) / false ({false_value})")
-        return value
-
-    return BeforeValidator(parse)
-
-
-def _alias_schema(allowed: tuple[str, ...]) -> WithJsonSchema:
-    return WithJsonSchema({"anyOf": [{"enum": [*allowed, "true", "false"]}, {"type": "boolean"}]})
-
-
-INTERRUPT_MODES = ("none", "dtmf", "speech", "any")
-Record = Annotated[
-    Literal[
-        "do-not-record",
-        "record-from-answer",
-        "record-from-ringing",
-        "record-from-answer-dual",
-        "record-from-ringing-dual",
-    ],
-    _alias(RECORD_VALUES, "record-from-answer", "do-not-record"),
-    _alias_schema(RECORD_VALUES),
-]
-Interruptible = Annotated[
-    InterruptMode, _alias(INTERRUPT_MODES, "any", "none"), _alias_schema(INTERRUPT_MODES)
+# Re-exported: the TwiML renderer reads the event lists, the loader the error wording.
+__all__ = [
+    "CONVERSATION_STATUS_EVENTS",
+    "FLOW_KINDS",
+    "RECORDING_STATUS_EVENTS",
+    "ConversationFlow",
+    "FlowConfig",
+    "RelayFlow",
+    "describe_errors",
 ]
 
 
@@ -309,37 +81,6 @@ def not_twiml(description: str) -> Any:
     return {"description": description, "json_schema_extra": NOT_TWIML}
 
 
-def _key_problems(data: object, allowed: Iterable[str], what: str, title: str) -> object:
-    """Unknown keys (typos must not pass silently) and nulls, each reported on its own key."""
-    if not isinstance(data, dict):
-        return data
-    known = sorted(allowed)
-    problems = _Problems(title)
-    for key, value in data.items():
-        if key not in known:
-            problems.add((key,), _unknown_key_message(str(key), known, what), value)
-        elif value is None:
-            problems.add((key,), "must not be null: leave the key out to use the default", value)
-    problems.raise_if_any()
-    return data
-
-
-def _unknown_key_message(key: str, known: list[str], what: str) -> str:
-    if key == "$schema":
-        return (
-            'unknown key: "$schema" is not part of the document; associate '
-            "schema/flow-config.schema.json in your editor instead (docs/configuration.md)"
-        )
-    by_lower = {name.lower(): name for name in known}
-    guess = by_lower.get(key.lower()) or by_lower.get(to_camel(key).lower())
-    if guess is None:
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-        guess = close[0] if close else None
-    if guess is not None:
-        return f"unknown key for {what}; did you mean {guess!r}?"
-    return f"unknown key for {what}; allowed keys: {', '.join(known)}"
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -351,11 +92,11 @@ class _Model(BaseModel):
     # How error messages call this object ("a relay flow", "<Language>").
     what: ClassVar[str] = "this object"
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _known_keys(cls, data: object) -> object:
+    def _report_all(cls, data: object, handler: ModelWrapValidatorHandler[Self]) -> Self:
         keys = [info.alias or name for name, info in cls.model_fields.items()]
-        return _key_problems(data, keys, cls.what, cls.__name__)
+        return validate_reporting_all(data, keys, cls.what, cls.__name__, handler)
 
     def twiml_attributes(self) -> dict[str, Any]:
         """The TwiML attributes set in this model, camelCase, ready for twilio-python. Keys marked
@@ -447,7 +188,7 @@ class ConversationFlow(ConnectAttributes):
 
     @model_validator(mode="after")
     def _trim_needs_recording(self) -> ConversationFlow:
-        problems = _Problems(type(self).__name__)
+        problems = Problems(type(self).__name__)
         if self.trim is not None and not self.records:
             record = "not set" if self.record is None else f"{self.record!r}"
             problems.add(
@@ -576,7 +317,7 @@ class RelayFlow(ConnectAttributes):
 
     @model_validator(mode="after")
     def _language_rules(self) -> RelayFlow:
-        problems = _Problems(type(self).__name__)
+        problems = Problems(type(self).__name__)
         self._multi_rules(problems)
         seen: dict[str, int] = {}
         for index, lang in enumerate(self.languages):
@@ -588,7 +329,7 @@ class RelayFlow(ConnectAttributes):
         problems.raise_if_any()
         return self
 
-    def _multi_rules(self, problems: _Problems) -> None:
+    def _multi_rules(self, problems: Problems) -> None:
         multi = next((i for i, lang in enumerate(self.languages) if lang.code == MULTI), None)
         stt_source = "transcriptionLanguage" if self.transcription_language else "language"
         tts_source = "ttsLanguage" if self.tts_language else "language"
@@ -632,7 +373,7 @@ class RelayFlow(ConnectAttributes):
 
 
 def _check_multi_stt(
-    problems: _Problems, where: Loc, reason: str, flow: RelayFlow, lang: RelayLanguage | None
+    problems: Problems, where: Loc, reason: str, flow: RelayFlow, lang: RelayLanguage | None
 ) -> None:
     provider, provider_from = _setting(flow, lang, "transcription_provider")
     if provider != "Deepgram":
@@ -653,7 +394,7 @@ def _check_multi_stt(
 
 
 def _check_multi_tts(
-    problems: _Problems, where: Loc, reason: str, flow: RelayFlow, lang: RelayLanguage | None
+    problems: Problems, where: Loc, reason: str, flow: RelayFlow, lang: RelayLanguage | None
 ) -> None:
     provider, provider_from = _setting(flow, lang, "tts_provider")
     if provider not in (None, "ElevenLabs"):  # ElevenLabs is the default TTS provider
@@ -676,7 +417,6 @@ def _setting(flow: RelayFlow, lang: RelayLanguage | None, name: str) -> tuple[st
 
 
 Flow = Annotated[ConversationFlow | RelayFlow, Field(discriminator="kind")]
-FLOW_KINDS = ("conversation", "relay")
 
 
 class FlowConfig(BaseModel):
@@ -690,24 +430,11 @@ class FlowConfig(BaseModel):
     )
     flows: dict[FlowName, Flow] = Field(description="Flow name -> flow.")
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _known_keys(cls, data: object) -> object:
-        return _key_problems(data, cls.model_fields, "the document (default, numbers, flows)", cls.__name__)
-
-    @model_validator(mode="after")
-    def _names_resolve(self) -> FlowConfig:
-        problems = _Problems(type(self).__name__)
-        defined = ", ".join(sorted(self.flows)) or "none"
-        if self.default not in self.flows:
-            problems.add(("default",), f"flow {self.default!r} is not defined in flows (defined: {defined})")
-        for number, name in self.numbers.items():
-            if name not in self.flows:
-                problems.add(
-                    ("numbers", number), f"flow {name!r} is not defined in flows (defined: {defined})"
-                )
-        problems.raise_if_any()
-        return self
+    def _report_all(cls, data: object, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        what = "the document (default, numbers, flows)"
+        return validate_reporting_all(data, cls.model_fields, what, cls.__name__, handler, _names_resolve)
 
     def flow_name_for(self, called_number: str | None) -> str:
         return self.numbers.get(called_number or "", self.default)
@@ -715,62 +442,25 @@ class FlowConfig(BaseModel):
     def warnings(self) -> list[str]:
         """Valid but suspicious settings, one line each, naming the field."""
         return [
-            f"{_path(('flows', name, *loc))}: {message}"
+            f"{path_of(('flows', name, *loc))}: {message}"
             for name, flow in self.flows.items()
             for loc, message in flow.flow_warnings()
         ]
 
 
-# ---------------------------------------------------------------------------------------------------
-# Error messages
-
-_PHONE_IN_TEXT = re.compile(r"\+\d{6,15}")
-
-
-def describe_errors(error: ValidationError, mask: Callable[[str], str | None] | None = None) -> list[str]:
-    """One line per problem, `path.to.field: what is wrong`. `mask` hides phone numbers (logs)."""
-    lines = []
-    for item in error.errors():
-        loc = list(item["loc"])
-        # pydantic puts the discriminator value after the flow name: flows.<name>.<kind>.<field>
-        if len(loc) >= 3 and loc[0] == "flows" and loc[2] in FLOW_KINDS:
-            del loc[2]
-        loc = [part for part in loc if part != "[key]"]
-        if item["type"] in ("union_tag_not_found", "union_tag_invalid"):
-            loc.append("kind")
-        message = _message(item["type"], item["msg"], item.get("ctx") or {}, item.get("input"), loc)
-        line = f"{_path(loc)}: {message}" if loc else message
-        if mask is not None:
-            line = _PHONE_IN_TEXT.sub(lambda m: mask(m.group()) or "***", line)
-        lines.append(line)
-    return lines
-
-
-def _path(loc: Iterable[str | int]) -> str:
-    return ".".join(str(part) if part != "" else '""' for part in loc)
-
-
-# Errors about a value's type or choice: the message says what was given.
-_SHOW_INPUT = {"literal_error", "int_type", "bool_type", "string_type", "greater_than_equal", "enum"}
-
-
-def _message(kind: str, message: str, ctx: dict[str, Any], value: object, loc: list[Any]) -> str:
-    kinds = " or ".join(FLOW_KINDS)
-    if kind == "union_tag_not_found":
-        return f"is required: {kinds}"
-    if kind == "union_tag_invalid":
-        return f"must be {kinds} (got {json.dumps(ctx.get('tag'))})"
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "string_too_short" and ctx.get("min_length") == 1:
-        return "must not be empty"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return "must be a JSON object" if loc else "the document must be a JSON object"
-    message = message.removeprefix("Value error, ")
-    if message.startswith("Input should be "):
-        message = "must be " + message.removeprefix("Input should be ")
-    if kind in _SHOW_INPUT and isinstance(value, str | int | float | bool) and len(str(value)) <= 80:
-        message += f" (got {json.dumps(value)})"
-    return message
+def _names_resolve(document: dict[Any, Any]) -> Problems:
+    """`default` and every number name a defined flow. Checked on the raw document, so that a
+    dangling name is reported together with every other problem, not after they are fixed."""
+    problems = Problems(FlowConfig.__name__)
+    flows = document.get("flows")
+    numbers = document.get("numbers")
+    if not isinstance(flows, dict):
+        return problems
+    defined = ", ".join(sorted(str(name) for name in flows)) or "none"
+    default = document.get("default")
+    if isinstance(default, str) and default and default not in flows:
+        problems.add(("default",), f"flow {default!r} is not defined in flows (defined: {defined})")
+    for number, name in numbers.items() if isinstance(numbers, dict) else ():
+        if isinstance(name, str) and name and name not in flows:
+            problems.add(("numbers", number), f"flow {name!r} is not defined in flows (defined: {defined})")
+    return problems

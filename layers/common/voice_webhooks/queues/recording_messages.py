@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from voice_webhooks.callbacks.models import AccountSid, CallSid, RecordingSid
 from voice_webhooks.errors import StorageError
 from voice_webhooks.runtime.aws_clients import sqs
 
@@ -36,9 +37,10 @@ class RecordingMessage(BaseModel):
     schema_: Literal["twilio-voice-webhooks.recording.v1"] = Field(SCHEMA, alias="schema")
     deduplication_id: str = Field(description="Stable per recording: the RecordingSid.")
     session_id: str
-    account_sid: str
-    call_sid: str | None = None
-    recording_sid: str
+    # The SID types of Twilio's callbacks: a consumer builds S3 keys and URLs from these.
+    account_sid: AccountSid
+    call_sid: CallSid | None = None
+    recording_sid: RecordingSid
     recording_url: str = Field(description="Media at this URL + `.wav` / `.mp3`, with HTTP Basic auth.")
     duration_seconds: int | None = None
     channels: int | None = None

@@ -3,7 +3,7 @@
 boto3 reads AWS_ENDPOINT_URL itself, which is how the local mode points every client at the
 embedded moto server.
 
-Every client, Powertools Parameters' included (auth_tokens, flow_config_loader), comes from
+Every client, Powertools Parameters' included (edge/auth_tokens.py, flows/loader.py), comes from
 boto3's default session: each extra session loads botocore's data files and registers its
 handlers anew, which costs a cold start about 30 ms (docs/benchmarks.md)."""
 
@@ -57,9 +57,3 @@ _S3_CONFIG = Config(connect_timeout=2, read_timeout=15, retries={"mode": "standa
 @cache
 def s3() -> Any:
     return session().client("s3", config=_S3_CONFIG)
-
-
-def reset_clients() -> None:
-    """Forget cached clients (tests switch endpoints between cases)."""
-    for factory in (dynamodb, table, sqs, s3):
-        factory.cache_clear()

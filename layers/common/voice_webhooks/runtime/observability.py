@@ -5,6 +5,7 @@ POWERTOOLS_METRICS_NAMESPACE (set in template.yaml Globals)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -19,7 +20,17 @@ metrics = Metrics()
 TRACED_MODULES = ("botocore",)
 tracer = Tracer(patch_modules=TRACED_MODULES)
 
-__all__ = ["MetricName", "MetricUnit", "count", "logger", "mask_phone", "metrics", "tracer"]
+__all__ = [
+    "MetricName",
+    "MetricUnit",
+    "count",
+    "log_safe",
+    "logger",
+    "mask_phone",
+    "metrics",
+    "reduced",
+    "tracer",
+]
 
 
 class MetricName:
@@ -96,3 +107,26 @@ def mask_phone(value: str | None) -> str | None:
         return "***"
     head, tail = match.groups()
     return f"{head}{'*' * (len(value) - len(head) - len(tail))}{tail}"
+
+
+# What a value we did not choose may look like to be logged as is: a word, the shape of Twilio's
+# enumerated values (`in-progress`, `dialed-call-incomplete`) and of JSON keys (`reason`). At most
+# three digits: a phone number has seven or more, a card number thirteen or more.
+_SAFE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+_MAX_SAFE_DIGITS = 3
+
+
+def reduced(value: str) -> str:
+    """Its length and a short hash: enough to tell two values apart or to find one, nothing more."""
+    digest = hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:8]
+    return f"<{len(value)} chars #{digest}>"
+
+
+def log_safe(value: object) -> str:
+    """A caller-influenced value (an unknown enum value, a HandoffData key) fit for a log line:
+    kept when it is a plain word, reduced otherwise (`call-forwarded-to-+15557654321` would put a
+    number in the logs)."""
+    text = str(value)
+    if _SAFE_WORD.fullmatch(text) and sum(char.isdigit() for char in text) <= _MAX_SAFE_DIGITS:
+        return text
+    return reduced(text)

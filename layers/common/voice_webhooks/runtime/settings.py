@@ -1,12 +1,20 @@
-"""Runtime settings, read from the environment once (lazily, so tests control them)."""
+"""Settings per function, read from the environment and checked at cold start.
+
+Each function declares the model of what it needs (`ConnectSettings`, `StatusSettings`, ...);
+required fields have no default. `edge.handler` validates the model when the function's module is
+imported, so a missing or invalid variable fails the cold start with one message naming it
+(Lambda reports it as the init error) instead of failing requests. Field names are the
+environment variable names (aliases). Reading is cached per model; `load_settings.cache_clear()`
+forgets it (tests and the local mode switch environments)."""
 
 from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Annotated, Literal
+from typing import Annotated, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from voice_webhooks.errors import ConfigurationError
 
@@ -23,7 +31,26 @@ def _blank_to_none(value: object) -> object:
     return value
 
 
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _public_base(value: str | None) -> str | None:
+    """An absolute http(s) URL without query or fragment, kept without its trailing slash: anything
+    else would make every signature fail with a 403 that points nowhere near the real mistake."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError("must be an absolute http(s) URL without query or fragment")
+    return value.rstrip("/")
+
+
 OptionalStr = Annotated[str | None, BeforeValidator(_blank_to_none)]
+# Required: unset and blank are both "not set" (a template parameter left empty gives "").
+RequiredStr = Annotated[str, BeforeValidator(_strip), Field(min_length=1)]
+Words = Annotated[frozenset[str], BeforeValidator(_split_words)]
+PublicBaseUrl = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_public_base)]
 
 # Twilio connection overrides appended as a URL fragment to every callback URL we hand out.
 # Fragments never reach the server, so they do not affect signatures. rc=3: up to three retries;
@@ -32,62 +59,94 @@ OptionalStr = Annotated[str | None, BeforeValidator(_blank_to_none)]
 DEFAULT_CONNECTION_OVERRIDES = "rc=3&rp=all"
 
 
-class Settings(BaseModel):
-    """Every setting the functions read. Names are the environment variable names."""
+class FunctionSettings(BaseModel):
+    """Base of every function's settings: frozen, other variables ignored."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    auth_token_secret: OptionalStr = Field(
-        None,
+
+class WebhookSettings(FunctionSettings):
+    """What the edge needs to verify a Twilio request (every webhook function)."""
+
+    auth_token_secret: RequiredStr = Field(
         alias="TWILIO_AUTH_TOKEN_SECRET",
-        description="Secrets Manager secret (ARN or name) holding the Twilio auth token(s).",
+        description="Secrets Manager secret (ARN or name) holding the Twilio auth token(s) and shared keys.",
     )
-    allowed_account_sids: Annotated[frozenset[str], BeforeValidator(_split_words)] = Field(
-        frozenset(),
+    allowed_account_sids: Annotated[Words, Field(min_length=1)] = Field(
         alias="ALLOWED_ACCOUNT_SIDS",
         description="AccountSids whose requests are accepted (comma or space separated).",
     )
-    events_table_name: OptionalStr = Field(None, alias="EVENTS_TABLE_NAME")
-    recordings_queue_url: OptionalStr = Field(None, alias="RECORDINGS_QUEUE_URL")
-    flow_config: OptionalStr = Field(
-        None, alias="FLOW_CONFIG", description="Call-flow document: a file path or ssm:/parameter-name."
-    )
-    public_base_url: OptionalStr = Field(
+    public_base_url: PublicBaseUrl = Field(
         None,
         alias="PUBLIC_BASE_URL",
         description="Public base URL (custom domain, tunnel, local mode). Unset: derived from the request.",
     )
-    connection_overrides: str = Field(DEFAULT_CONNECTION_OVERRIDES, alias="CALLBACK_CONNECTION_OVERRIDES")
-    event_ttl_days: int = Field(90, alias="EVENT_TTL_DAYS", ge=1)
     cache_max_age_seconds: int = Field(300, alias="PARAMETERS_MAX_AGE", ge=0)
-    # The recording archiver (RecordingArchiverFunction; docs/operations.md).
-    recordings_bucket_name: OptionalStr = Field(None, alias="RECORDINGS_BUCKET_NAME")
-    recording_format: Literal["wav", "mp3"] = Field(
-        "wav", alias="RECORDING_FORMAT", description="Media format fetched from Twilio and archived."
-    )
-    recording_media_origins: Annotated[frozenset[str], BeforeValidator(_split_words)] = Field(
-        frozenset({"https://api.twilio.com"}),
-        alias="RECORDING_MEDIA_ORIGINS",
-        description="Origins (scheme://host[:port], *.host allowed) the archiver may fetch media from.",
-    )
-    recording_download_secret: OptionalStr = Field(
-        None,
-        alias="RECORDING_DOWNLOAD_SECRET",
-        description="Secret with an API key for media downloads; unset: AccountSid + the auth token.",
-    )
-    delete_recordings_after_archive: bool = Field(False, alias="DELETE_RECORDINGS_AFTER_ARCHIVE")
 
-    def require(self, name: str) -> str:
-        value = getattr(self, name)
-        if not value:
-            alias = type(self).model_fields[name].alias
-            raise ConfigurationError(f"setting {alias} is required by this function but not set")
-        return str(value)
+
+class FallbackSettings(WebhookSettings):
+    """/voice/fallback: the edge only (no table, queue or flow document)."""
+
+
+class EventSettings(WebhookSettings):
+    """Routes that store what Twilio tells them in EventsTable."""
+
+    events_table_name: RequiredStr = Field(alias="EVENTS_TABLE_NAME")
+    event_ttl_days: int = Field(90, alias="EVENT_TTL_DAYS", ge=1)
+
+
+class StatusSettings(EventSettings):
+    """/voice/status."""
+
+
+class RecordingSettings(EventSettings):
+    """/voice/recording: also queues completed recordings."""
+
+    recordings_queue_url: RequiredStr = Field(alias="RECORDINGS_QUEUE_URL")
+
+
+class CallSettings(EventSettings):
+    """/voice/connect and /voice/action: answer TwiML from the flow document."""
+
+    flow_config: RequiredStr = Field(
+        alias="FLOW_CONFIG", description="Call-flow document: a file path or ssm:/parameter-name."
+    )
+    connection_overrides: str = Field(DEFAULT_CONNECTION_OVERRIDES, alias="CALLBACK_CONNECTION_OVERRIDES")
+
+
+class ConnectSettings(CallSettings):
+    """/voice/connect."""
+
+
+class ActionSettings(CallSettings):
+    """/voice/action."""
+
+
+S = TypeVar("S", bound=FunctionSettings)
+
+
+def _problem(model: type[FunctionSettings], error: dict[str, object]) -> str:
+    location = error.get("loc") or ("?",)
+    name = str(location[0]) if isinstance(location, tuple) else str(location)
+    field = model.model_fields.get(name)
+    variable = field.alias if field and field.alias else name
+    # Required fields have a minimum length of 1: too short means unset, blank or an empty list.
+    if error.get("type") in ("missing", "string_too_short", "too_short"):
+        return f"{variable} is required by this function but not set"
+    # Never echo the value: a misplaced secret would end up in the init error.
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{variable}: {message}"
 
 
 @cache
-def get_settings() -> Settings:
+def load_settings(model: type[S]) -> S:
+    """The function's settings from the environment, validated once per process (per model).
+
+    ConfigurationError names every variable at fault, in one message."""
     try:
-        return Settings.model_validate(dict(os.environ))
+        return model.model_validate(dict(os.environ))
     except ValidationError as exc:
-        raise ConfigurationError(f"invalid settings: {exc}") from exc
+        problems = [_problem(model, dict(error)) for error in exc.errors(include_input=False)]
+        raise ConfigurationError(
+            f"{model.__name__}: invalid environment: " + "; ".join(problems), problems
+        ) from None

@@ -17,12 +17,8 @@ from dataclasses import dataclass
 
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from voice_webhooks.flows.model import (
-    CONVERSATION_STATUS_EVENTS,
-    RECORDING_STATUS_EVENTS,
-    ConversationFlow,
-    RelayFlow,
-)
+from voice_webhooks.flows.model import ConversationFlow, RelayFlow
+from voice_webhooks.flows.values import CONVERSATION_STATUS_EVENTS, RECORDING_STATUS_EVENTS
 
 DEFAULT_METHOD = "POST"
 DEFAULT_STATUS_EVENTS = " ".join(CONVERSATION_STATUS_EVENTS)

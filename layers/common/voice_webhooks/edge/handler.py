@@ -1,0 +1,113 @@
+"""The one handler stack every function gets its `lambda_handler` from.
+
+Declared once so that the copies cannot drift: Powertools' logger context with `log_event=False`
+and `clear_state=True` (events carry phone numbers, signatures and HandoffData, whatever
+POWERTOOLS_LOGGER_LOG_EVENT says), the correlation id, the tracer, the metrics flush, and for the
+webhook functions the resolver with the Twilio checks and the error mapping (edge/resolver.py).
+
+Creating a `WebhookFunction` (or `queue_handler`) validates the function's settings: it runs when
+Lambda imports `app.py`, so a missing or invalid variable fails the cold start with one message
+naming it, never a request.
+
+    edge = WebhookFunction(StatusSettings, callback_session=True)
+
+    @edge.route(routes.STATUS)
+    def status() -> Response[str]:
+        request, settings = edge.request, edge.settings
+        ...
+
+    lambda_handler = edge.lambda_handler
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from voice_webhooks.edge.request import WebhookRequest
+from voice_webhooks.edge.resolver import ANY_METHOD, current_webhook, webhook_app
+from voice_webhooks.runtime.observability import logger, metrics, tracer
+from voice_webhooks.runtime.settings import FunctionSettings, WebhookSettings, load_settings
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+S = TypeVar("S", bound=FunctionSettings)
+W = TypeVar("W", bound=WebhookSettings)
+Route = Callable[[], Response[str]]
+
+# Set on every handler made here: tests prove each function's handler comes from this module.
+EDGE_MARK = "__voice_webhooks_edge__"
+
+
+def instrumented(
+    handler: Handler, settings_model: type[FunctionSettings], *, correlation_id_path: str | None = None
+) -> Handler:
+    """`handler` inside the logger context, tracer and metrics, in that order (outermost first).
+    The handler names the settings model its function checks (`settings_model`)."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_id_path, clear_state=True, log_event=False)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return handler(event, context)
+
+    setattr(lambda_handler, EDGE_MARK, True)
+    setattr(lambda_handler, "settings_model", settings_model)  # noqa: B010 - a function attribute
+    return lambda_handler
+
+
+def is_edge_handler(handler: object) -> bool:
+    return getattr(handler, EDGE_MARK, False) is True
+
+
+class WebhookFunction(Generic[W]):
+    """A Twilio webhook function: its settings (checked now), resolver and `lambda_handler`."""
+
+    def __init__(
+        self,
+        settings_model: type[W],
+        *,
+        callback_session: bool = False,
+        token_outage_answer: Route | None = None,
+    ) -> None:
+        load_settings(settings_model)  # the cold-start check: raises ConfigurationError
+        self.settings_model = settings_model
+        self.app: APIGatewayHttpResolver = webhook_app(
+            settings_model, token_outage_answer=token_outage_answer, callback_session=callback_session
+        )
+        self.lambda_handler: Handler = instrumented(
+            self.app.resolve, settings_model, correlation_id_path=correlation_paths.API_GATEWAY_HTTP
+        )
+
+    def route(self, path: str) -> Callable[[Route], Route]:
+        """Register the function's route for every method (the edge answers 405 for the others)."""
+        return self.app.route(path, method=ANY_METHOD)
+
+    @property
+    def settings(self) -> W:
+        settings: W = load_settings(self.settings_model)
+        return settings
+
+    @property
+    def request(self) -> WebhookRequest:
+        """The verified request of the current invocation."""
+        return current_webhook(self.app)
+
+    def remaining_ms(self) -> int:
+        return int(self.app.lambda_context.get_remaining_time_in_millis())
+
+
+def queue_handler(
+    settings_model: type[S], handle: Callable[[dict[str, Any], LambdaContext, S], Any]
+) -> Handler:
+    """`lambda_handler` for an SQS consumer: the same stack (no HTTP correlation id), with the
+    function's settings checked now and handed to `handle` on every invocation."""
+    load_settings(settings_model)
+
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return dict(handle(event, context, load_settings(settings_model)))
+
+    return instrumented(handler, settings_model)

@@ -97,3 +97,44 @@ def test_signatures_are_checked_against_the_public_url_whatever_host_the_request
     # Then only the signature computed for localhost is refused
     assert sent_to_localhost.status == 200, sent_to_localhost.body
     assert signed_for_localhost.status == 403
+
+
+def simulate_block(markdown: str) -> list[str]:
+    """The commands of the README's "Play whole calls" block, comments dropped."""
+    block = next(block for block in FENCED_BASH.findall(markdown) if block.startswith("make simulate"))
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_the_readme_play_whole_calls_commands_run_in_order(local_mode: LocalModeProcess) -> None:
+    # Given the README's emulator commands, the local mode running (ports as a newcomer sets them)
+    commands = simulate_block(README.read_text(encoding="utf-8"))
+    assert [command.split()[:2] for command in commands][-1] == ["make", "timeline"]
+    env = command_environment(
+        {"LOCAL_API_PORT": str(local_mode.api_port), "LOCAL_AWS_PORT": str(local_mode.aws_port)}
+    )
+    call_sid = ""
+    for command in commands:
+        # When each runs in order (the timeline's placeholder is the first call's CallSid)
+        command = command.replace("<CallSid or session id>", call_sid)
+        result = subprocess.run(  # noqa: S603 - the README's own commands
+            ["bash", "-c", command],  # noqa: S607
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+        # Then it succeeds, without a traceback, and says what it did
+        assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
+        assert "Traceback" not in result.stdout + result.stderr, command
+        if "--list" in command:
+            assert "worker-answers" in result.stdout
+        elif command.startswith("make simulate"):
+            assert "PASS" in result.stdout and "FAIL" not in result.stdout, command
+        else:
+            assert f"Session {call_sid}-" in result.stdout
+        if not call_sid:
+            call_sid = re.findall(r"\bcall (CA[0-9a-f]{32})\b", result.stdout)[0]

@@ -24,7 +24,7 @@ from botocore.exceptions import EndpointConnectionError
 from voicedev.emulator import scenarios as catalogue
 from voicedev.emulator.engine import CallResult, EmulatorConfig
 from voicedev.emulator.load import run_calls
-from voicedev.emulator.output import call_report
+from voicedev.emulator.output import call_report, fit
 from voicedev.emulator.params import TEST_CUSTOMER_NUMBER
 from voicedev.emulator.timeline import (
     AwsLocation,
@@ -379,10 +379,8 @@ def simulate_main(argv: Sequence[str] | None = None) -> int:
     delivery = ("shuffled" if args.shuffle else "in order") + (
         f", duplicates p={args.duplicates}" if args.duplicates else ""
     )
-    print(
-        f"Emulating Twilio against {args.base_url} (signed with {token_source}; callbacks {delivery}; "
-        f"seed {seed})"
-    )
+    print(fit(f"Emulating Twilio against {args.base_url} (callbacks {delivery}; seed {seed})"))
+    print(f"  signed with {token_source}")
     if deployed:
         print(
             "Note: this writes test sessions to the stack (CallSid CA00000000..., caller "

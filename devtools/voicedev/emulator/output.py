@@ -4,6 +4,7 @@ masked as everywhere else in the project."""
 from __future__ import annotations
 
 import re
+import textwrap
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
     from voicedev.emulator.engine import CallResult, Exchange
 
 _PHONE = re.compile(r"\+\d{6,15}")
+WIDTH = 100
+"""Every line printed fits a 100-column terminal: longer ones are wrapped at spaces."""
 
 
 def mask(value: str | None) -> str:
@@ -38,6 +41,30 @@ def _shorten_pair(pair: str) -> str:
     return f"{name}={value}" if _ else name
 
 
+def wrap(line: str, indent: int | None = None, width: int = WIDTH) -> list[str]:
+    """`line` in lines of at most `width` columns, broken at spaces; continuation lines start at
+    column `indent` (default: the line's own indentation plus four)."""
+    if len(line) <= width:
+        return [line]
+    if indent is None:
+        indent = len(line) - len(line.lstrip(" ")) + 4
+    # Leave a continuation at least 30 columns of text.
+    indent = min(indent, width - 30)
+    return textwrap.wrap(
+        line,
+        width=width,
+        subsequent_indent=" " * indent,
+        break_on_hyphens=False,
+        replace_whitespace=False,
+        drop_whitespace=True,
+    )
+
+
+def fit(text: str, width: int = WIDTH) -> str:
+    """Every line of `text` wrapped to `width` (see `wrap`)."""
+    return "\n".join(part for line in text.split("\n") for part in wrap(line, width=width))
+
+
 def exchange_line(exchange: Exchange) -> str:
     sent = exchange.sent
     response = sent.response
@@ -50,11 +77,11 @@ def exchange_line(exchange: Exchange) -> str:
     tag = f" [{', '.join(tags)}]" if tags else ""
     came_back = exchange.came_back()
     when = f"+{exchange.t:.1f}s"
-    return (
-        f"  {when:>7}  {sent.method:<4} {short_path(sent.url):<44} {mask_text(exchange.label)}{tag}\n"
-        f"  {'':>7}  -> {status} in {response.latency_ms:.0f} ms"
-        f"{(': ' + mask_text(came_back)) if came_back else ''}"
-    )
+    sent_line = f"  {when:>7}  {sent.method:<4} {short_path(sent.url):<44} {mask_text(exchange.label)}{tag}"
+    answer = f"  {'':>7}  -> {status} in {response.latency_ms:.0f} ms"
+    answer += f": {mask_text(came_back)}" if came_back else ""
+    # Continuations line up under the path, and under the answer after "-> ".
+    return "\n".join([*wrap(sent_line, indent=16), *wrap(answer, indent=14)])
 
 
 def call_header(result: CallResult) -> str:
@@ -78,4 +105,4 @@ def call_report(result: CallResult) -> str:
         + mask_text(difference)
         for difference in result.differences
     )
-    return "\n".join(lines)
+    return fit("\n".join(lines))

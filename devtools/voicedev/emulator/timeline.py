@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import boto3
 from boto3.dynamodb.conditions import Key
 
-from voicedev.emulator.output import mask, mask_text
+from voicedev.emulator.output import WIDTH, fit, mask, mask_text, wrap
 from voicedev.local_aws import DUMMY_CREDENTIALS, QUEUE_MESSAGES_PATH
 
 LOCAL_AWS_ENDPOINT = "http://127.0.0.1:5005"
@@ -406,14 +406,22 @@ def _sid(value: Any) -> str:
     return text if len(text) <= 14 else text[:8] + "\u2026" + text[-4:]
 
 
-def _table(headers: list[str], rows: Iterable[list[str]]) -> list[str]:
+def _table(headers: list[str], rows: Iterable[list[str]], width: int = WIDTH - 2) -> list[str]:
+    """The table in at most `width` columns: a long last cell wraps under its own column."""
     body = [list(row) for row in rows]
     widths = [max([len(header)] + [len(row[index]) for row in body]) for index, header in enumerate(headers)]
+    last_column = 2 + sum(widths[:-1]) + 2 * (len(widths) - 1)
+    widths[-1] = min(widths[-1], max(width - last_column, len(headers[-1])))
 
-    def line(cells: list[str]) -> str:
-        return "  " + "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+    def line(cells: list[str]) -> list[str]:
+        text = "  " + "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+        return wrap(text, indent=last_column, width=width)
 
-    return [line(headers), line(["-" * width for width in widths]), *(line(row) for row in body)]
+    return [
+        *line(headers),
+        *line(["-" * width for width in widths]),
+        *(part for row in body for part in line(row)),
+    ]
 
 
 def _fields(entry: Mapping[str, Any], names: Iterable[str]) -> str:
@@ -479,14 +487,15 @@ def render(timeline: SessionTimeline, *, queue_note: str | None = None) -> str:
         flow = f"flow {session.get('Flow', '?')} ({session.get('FlowKind', '?')})"
         if not session.get("Flow"):
             flow = "no flow: started by a callback without a session (docs/data-model.md)"
+        opened = _parse_time(session.get("CreatedAt"))
         lines.append(f"  call {own_call}  {parties}")
-        lines.append(f"  {flow}   opened {session.get('CreatedAt', '?')}")
+        lines.append(f"  {flow}   opened {f'{opened:%Y-%m-%dT%H:%M:%SZ}' if opened else '?'}")
         lines.append(
             f"  call status {_latest(session, 'CallStatus', 'CallSequenceNumber')}"
             f"   conversation status {_latest(session, 'LatestStatus', 'LatestSequenceNumber')}"
         )
         if session.get("ConversationSid"):
-            lines.append(f"  ConversationSid {session['ConversationSid']}")
+            lines.append(f"  ConversationSid {_sid(session['ConversationSid'])}")
     else:
         lines.append("  no session item: the connect request was not recorded")
 
@@ -573,7 +582,7 @@ def render(timeline: SessionTimeline, *, queue_note: str | None = None) -> str:
                     _sid(message.body.get("recordingSid")),
                     str(message.body.get("kind", "")),
                     f"{message.body.get('durationSeconds', '?')}s",
-                    str(message.body.get("schema", "")),
+                    str(message.body.get("schema", "")).removeprefix("twilio-voice-webhooks."),
                     str(message.receive_count),
                 ]
                 for message in timeline.messages
@@ -582,4 +591,4 @@ def render(timeline: SessionTimeline, *, queue_note: str | None = None) -> str:
             lines += ["  " + row for row in _table(headers, rows)]
         else:
             lines.append("    none")
-    return "\n".join(lines)
+    return fit("\n".join(lines))

@@ -108,5 +108,5 @@ def test_timeline_tables_wrap_their_last_column_under_itself() -> None:
     row = next(index for index, line in enumerate(lines) if "call-initiated" in line)
     column = lines[row].index("DialCallSid=")
     assert lines[row + 1].startswith(" " * column) and lines[row + 1][column] != " "
-    assert "WorkerInitiated=False" in lines[row + 1]
+    assert "WorkerInitiated=False" in "\n".join(lines[row + 1 : row + 3])
     assert "ConversationSid CH93142c…c0c4" in "\n".join(lines)

@@ -274,7 +274,8 @@ class RelaySession:
                     {"type": "prompt", "voicePrompt": " ".join(words[:cut]), "lang": "en-US", "last": False}
                 )
         self.seconds += max(1.0, 0.4 * len(words))
-        partial_note = f"{(len(words) - 1) // 2} partial prompts first" if partials and len(words) > 2 else ""
+        count = (len(words) - 1) // 2 if partials and len(words) > 2 else 0
+        partial_note = f"{count} partial prompt{'s' if count > 1 else ''} first" if count else ""
         self.on_turn(Turn("caller", text, partial_note))
         return self._send({"type": "prompt", "voicePrompt": text, "lang": "en-US", "last": True})
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -91,6 +92,8 @@ class SessionTimeline:
     """Status-event items, in SequenceNumber order."""
     messages: list[PeekedMessage] = field(default_factory=list)
     queues_read: bool = False
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    """The relay conversation's `turn#` items, in ItemKey order."""
 
     @property
     def call_start(self) -> datetime | None:
@@ -194,13 +197,15 @@ class TimelineReader:
         items = _query_all(
             self._table, KeyConditionExpression=Key("SessionId").eq(session_id), ConsistentRead=True
         )
-        return sorted((_plain(item) for item in items), key=lambda item: int(item["SequenceNumber"]))
+        return sorted((_plain(item) for item in items), key=lambda item: int(item.get("SequenceNumber", 0)))
 
     def timeline(self, session_id: str, *, read_queues: bool = True) -> SessionTimeline:
         items = self.items(session_id)
+        turns = sorted((item for item in items if is_turn(item)), key=lambda item: str(item["ItemKey"]))
+        items = [item for item in items if not is_turn(item)]
         session = next((item for item in items if int(item["SequenceNumber"]) == 0), None)
         events = [item for item in items if int(item["SequenceNumber"]) > 0]
-        result = SessionTimeline(session_id=session_id, session=session, events=events)
+        result = SessionTimeline(session_id=session_id, session=session, events=events, turns=turns)
         if read_queues:
             result.messages = [message for message in self.peek_all() if message.session_id == session_id]
             result.queues_read = True
@@ -401,6 +406,8 @@ def render(timeline: SessionTimeline, *, queue_note: str | None = None) -> str:
     else:
         lines.append("    none")
 
+    lines += render_turns(timeline.turns, start)
+
     steps: list[tuple[datetime | None, list[str]]] = []
     for attribute, name in ACTION_STEPS:
         entry = session.get(attribute)
@@ -460,3 +467,55 @@ def render(timeline: SessionTimeline, *, queue_note: str | None = None) -> str:
         else:
             lines.append("    none")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# The relay conversation (turn# items, see DATA-MODEL.md)
+
+TURN_PREFIX = "turn#"
+WIDTH = 100
+
+
+def is_turn(item: Mapping[str, Any]) -> bool:
+    return str(item.get("ItemKey", "")).startswith(TURN_PREFIX)
+
+
+def _turn_text(item: Mapping[str, Any]) -> str:
+    text = str(item.get("Text") or "")
+    if item.get("Interrupted") is True:
+        heard = str(item.get("Heard") or "")
+        text = f"{text} [interrupted; heard: {heard!r}]" if heard != text else f"{text} [interrupted]"
+    return mask_text(" ".join(text.split()))
+
+
+def render_turns(turns: list[dict[str, Any]], start: datetime | None, width: int = WIDTH) -> list[str]:
+    """The conversation, one row per turn (attempt#seq, time since the call started, who, kind,
+    what was said), the text wrapped so that every line fits in `width` columns. Empty without
+    turns (a session that is not a relay agent's)."""
+    if not turns:
+        return []
+    rows = []
+    for item in turns:
+        _, attempt, sequence = [*str(item["ItemKey"]).split("#"), "", ""][:3]
+        moment = _parse_time(item.get("EventTime"))
+        rows.append(
+            [
+                f"{attempt}#{sequence.lstrip('0') or '0'}",
+                _relative(moment, start, 1),
+                str(item.get("Role", "?")),
+                str(item.get("Kind", "?")),
+                _turn_text(item),
+            ]
+        )
+    headers = ["turn", "time", "who", "kind"]
+    widths = [max(len(header), *(len(row[index]) for row in rows)) for index, header in enumerate(headers)]
+    prefix_width = 4 + sum(widths) + 2 * len(widths)
+    text_width = max(width - prefix_width, 20)
+    lines = ["", "  Conversation (relay agent turns, in order; time: when it happened)"]
+    lines.append("    " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + "  text")
+    for row in rows:
+        head = "    " + "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  "
+        wrapped = textwrap.wrap(row[4], text_width, break_on_hyphens=False) or [""]
+        lines.append(head + wrapped[0])
+        lines.extend(" " * prefix_width + part for part in wrapped[1:])
+    return lines

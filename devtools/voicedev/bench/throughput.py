@@ -210,7 +210,7 @@ def measure_in_process(calls: int, concurrency: int) -> ThroughputResult:
     from voicedev.local_mode import LocalMode
     from voicedev.local_settings import LocalSettings
 
-    settings = LocalSettings(api_port=0, aws_port=0, media_port=0)
+    settings = LocalSettings(api_port=0, aws_port=0, media_port=0, ws_port=0, ws_management_port=0)
     with LocalMode(settings, on_request=_ignore) as local:
         from voicedev.emulator import SCENARIOS, EmulatorConfig, run_calls
 

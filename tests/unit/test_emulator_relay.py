@@ -299,3 +299,17 @@ def test_every_relay_scenario_prints_its_conversation_within_100_columns(
 )
 def test_tokens_are_joined_as_spoken(tokens: list[str], spoken: str) -> None:
     assert join_tokens(tokens) == spoken
+
+
+def test_against_the_local_mode_a_relay_url_elsewhere_is_never_opened(fake_app: FakeTwilioApp) -> None:
+    # Given the local mode's default flows, whose relay flow points at an agent on the internet
+    fake_app.routes["/voice/connect"] = (
+        '<Response><Connect action="/voice/action?session=s1">'
+        '<ConversationRelay url="wss://agent.example.com/relay"/></Connect></Response>'
+    )
+
+    # When a relay scenario runs / Then it stops there, saying how to start the local agent
+    result = run_call(config_for(fake_app), get("relay-dtmf"))
+    assert result.relay_urls == []
+    assert any("start the local mode with LOCAL_RELAY_AGENT=1" in problem for problem in result.problems)
+    assert fake_app.on("/voice/action") == []

@@ -457,6 +457,13 @@ class CallEmulator:
             )
             return END
         url = relay.attrs.get("url", "")
+        if _is_loopback(self.config.base_url) and not _is_loopback(url):
+            # Against the local mode nothing leaves the machine: the flow must use the local agent.
+            self._problem(
+                f"<ConversationRelay url={url!r}> is not the local WebSocket API: start the local mode "
+                "with LOCAL_RELAY_AGENT=1 (a relay flow without url)"
+            )
+            return END
         self._check_relay_url(url, attempt)
         self.result.relay_urls.append(url)
         self._note(f"opens the WebSocket {url}" + (" (reconnect)" if attempt > 1 else ""))
@@ -803,6 +810,12 @@ def _bool(value: bool) -> str:
 
 def _short_sid(value: str) -> str:
     return value[:8] + "\u2026" + value[-4:]
+
+
+def _is_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
 
 
 def _path(url: str) -> str:

@@ -136,9 +136,17 @@ def records() -> Records:
 
 @pytest.fixture(scope="module")
 def local(records: Records) -> Iterator[LocalMode]:
+    # The embedded moto server keeps its data in this process's moto backends, which outlive it:
+    # emptied before and after, so another in-process local mode never finds this one's table.
+    from moto.moto_api._internal import moto_api_backend
+
+    moto_api_backend.reset()
     settings = LocalSettings(api_port=0, aws_port=0, ws_port=0, ws_management_port=0)
-    with LocalMode(settings, template=echo_websocket_template(), on_ws_event=records.append) as mode:
-        yield mode
+    try:
+        with LocalMode(settings, template=echo_websocket_template(), on_ws_event=records.append) as mode:
+            yield mode
+    finally:
+        moto_api_backend.reset()
 
 
 def relay_url(local: LocalMode, query: str = f"session={SESSION}&attempt=1") -> str:

@@ -249,11 +249,13 @@ def handler_environment(
     resources: LocalResources,
     public_base_url: str,
     current: Mapping[str, str] | None = None,
+    extra_overrides: Mapping[str, str] | None = None,
 ) -> HandlerEnvironment:
+    """`extra_overrides`: more values the local mode owns (the local WebSocket API's URLs)."""
     current = os.environ if current is None else current
     resolver = TemplateResolver(template, resources)
     result = HandlerEnvironment()
-    overrides = local_overrides(settings, resources, public_base_url)
+    overrides = {**local_overrides(settings, resources, public_base_url), **(extra_overrides or {})}
     from_template: dict[str, str] = {}
     owners: dict[str, str] = {}
     locked: set[str] = set()

@@ -6,7 +6,10 @@ Settings (environment): LOCAL_API_PORT (3000), LOCAL_AWS_PORT (5005), TWILIO_AUT
 documented development token), TWILIO_ACCOUNT_SID (the documented development account),
 FLOW_CONFIG (config/flows.example.json), PUBLIC_BASE_URL (the local API URL; a tunnel URL lets a
 real Twilio number call this laptop), LOCAL_LOG_LEVEL (the handlers' log level: WARNING, so that
-one line per request stays readable; INFO, or --verbose, prints their JSON logs).
+one line per request stays readable; INFO, or --verbose, prints their JSON logs). When template.yaml
+has the WebSocket API (relay agent): LOCAL_WS_PORT (3001), LOCAL_WS_MANAGEMENT_PORT (3003),
+RELAY_PUBLIC_URL (the local WebSocket URL), LOCAL_RELAY_AGENT=1 (flows from
+config/flows.relay-agent.example.json), LOCAL_WS_IDLE_SECONDS (600), LOCAL_WS_MAX_SECONDS (7200).
 
 `LocalMode` is the same thing as a library, for tools that drive it (the call emulator):
 
@@ -33,11 +36,20 @@ from voicedev.local_archiver import LocalArchiving
 from voicedev.local_aws import AUTH_TOKEN_SECRET_NAME, EmbeddedAws, LocalAwsError, LocalResources
 from voicedev.local_env import HandlerEnvironment, aws_isolation, handler_environment
 from voicedev.local_settings import HOST, LocalSettings, LocalSettingsError, load_local_settings
+from voicedev.local_ws import LocalWebSocketApi, WebSocketApiSpec, WsRecord, websocket_api
 from voicedev.template_resources import PROJECT_ROOT, load_template
 
 
 class LocalModeError(RuntimeError):
     """The local mode cannot start; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class WebSocketRouteStatus:
+    route_key: str
+    function: str
+    problem: str | None
+    """None when the handler is loaded; else why the route cannot answer (500)."""
 
 
 @dataclass(frozen=True)
@@ -71,12 +83,28 @@ class LocalMode:
         *,
         on_request: Callable[[RequestRecord], None] | None = None,
         template: dict[str, Any] | None = None,
+        on_ws_event: Callable[[WsRecord], None] | None = None,
     ) -> None:
         self.settings = settings or load_local_settings()
         self.on_request = on_request or (lambda record: _print_line(record.line()))
+        self.on_ws_event = on_ws_event or (lambda record: _print_line(record.line()))
         self.template = template or load_template()
         self.aws = EmbeddedAws(self.settings.aws_port)
         self.api = LocalApi(template_routes(self.template), self.settings.api_port, self._record)
+        self.websocket_spec: WebSocketApiSpec | None = websocket_api(self.template)
+        self.websocket: LocalWebSocketApi | None = None
+        """The WebSocket API (relay agent); None until template.yaml has one with routes."""
+        if self.websocket_spec is not None and self.websocket_spec.routes:
+            self.websocket = LocalWebSocketApi(
+                self.websocket_spec,
+                self.settings.ws_port,
+                self.settings.ws_management_port,
+                loader=self.api.loader,
+                on_event=self._record_ws,
+                idle_seconds=self.settings.ws_idle_seconds,
+                max_connection_seconds=self.settings.ws_max_seconds,
+            )
+        self.websocket_statuses: list[WebSocketRouteStatus] = []
         self.resources: LocalResources | None = None
         self.environment: HandlerEnvironment | None = None
         self.route_statuses: list[RouteStatus] = []
@@ -96,6 +124,8 @@ class LocalMode:
             self.resources = self.aws.provision(self.settings.auth_token)
             # Bound (not yet serving) first: the default PUBLIC_BASE_URL needs the actual port.
             self.api.bind()
+            if self.websocket is not None:
+                self.websocket.bind()
             self._apply_environment()
             if self.settings.archiver:
                 self._prepare_archiving()
@@ -103,6 +133,8 @@ class LocalMode:
             self._load_handlers()
             self._note_routes_missing_from_template()
             self.api.start()
+            if self.websocket is not None:
+                self.websocket.start()
             if self.archiving is not None:
                 self.archiving.start()
         except BaseException:
@@ -113,6 +145,8 @@ class LocalMode:
     def stop(self) -> None:
         if self.archiving is not None:
             self.archiving.stop()
+        if self.websocket is not None:
+            self.websocket.stop()
         self.api.stop()
         self.aws.stop()
         self._restore_environment()
@@ -139,6 +173,18 @@ class LocalMode:
     def aws_endpoint(self) -> str:
         return self.aws.endpoint_url
 
+    @property
+    def websocket_url(self) -> str | None:
+        """The local WebSocket API (`ws://127.0.0.1:<port>/relay`), or None without one."""
+        return self.websocket.url if self.websocket is not None else None
+
+    @property
+    def relay_public_url(self) -> str | None:
+        """The WebSocket URL the connect TwiML hands Twilio (RELAY_PUBLIC_URL), or None."""
+        if self.websocket is None:
+            return None
+        return self.settings.relay_public_url or self.websocket.url
+
     def webhook_urls(self) -> dict[str, str]:
         """Route path -> the URL Twilio calls (and signs)."""
         return {route.path: self.public_base_url + route.path for route in self.api.routes}
@@ -158,9 +204,17 @@ class LocalMode:
     def _record(self, record: RequestRecord) -> None:
         self.on_request(record)
 
+    def _record_ws(self, record: WsRecord) -> None:
+        self.on_ws_event(record)
+
     def _apply_environment(self) -> None:
         assert self.resources is not None
-        environment = handler_environment(self.template, self.settings, self.resources, self.public_base_url)
+        extra = (
+            self.websocket.environment(self.settings.relay_public_url) if self.websocket is not None else None
+        )
+        environment = handler_environment(
+            self.template, self.settings, self.resources, self.public_base_url, extra_overrides=extra
+        )
         environment.values["POWERTOOLS_LOG_LEVEL"] = self.settings.handler_log_level(os.environ)
         self.environment = environment
         self._apply(environment)
@@ -221,7 +275,12 @@ class LocalMode:
         try:
             config, warnings = parse_flow_config(text, shown)
         except ConfigurationError as exc:
-            raise LocalModeError(f"FLOW_CONFIG: {exc}") from exc
+            hint = (
+                " (LOCAL_RELAY_AGENT=1: this example needs the relay agent's flow model: `agent`, no `url`)"
+                if self.settings.relay_agent
+                else ""
+            )
+            raise LocalModeError(f"FLOW_CONFIG: {exc}{hint}") from exc
         self.notes.extend(f"flow config: {warning}" for warning in warnings)
         flows = ", ".join(
             f"{name} ({flow.kind}{', default' if name == config.default else ''})"
@@ -237,6 +296,13 @@ class LocalMode:
                 problems[route.function.name] = self.api.try_load(route)
             url = self.public_base_url + route.path
             self.route_statuses.append(RouteStatus(route, url, problems[route.function.name]))
+        if self.websocket is not None:
+            for route_key, spec in self.websocket.spec.routes.items():
+                if spec.name not in problems:
+                    problems[spec.name] = self.websocket.try_load(spec)
+                self.websocket_statuses.append(
+                    WebSocketRouteStatus(route_key, spec.name, problems[spec.name])
+                )
 
     def _note_routes_missing_from_template(self) -> None:
         from voice_webhooks.edge import routes
@@ -246,6 +312,9 @@ class LocalMode:
         if missing:
             self.notes.append("not routed by template.yaml yet (answer 404): " + ", ".join(missing))
         routed = {route.function.name for route in self.api.routes}
+        if self.websocket_spec is not None:
+            routed |= {spec.name for spec in self.websocket_spec.routes.values()}
+            self.notes.extend(f"WebSocket API: {note}" for note in self.websocket_spec.notes)
         functions = self.template.get("Resources", {})
         unrouted = sorted(
             name
@@ -302,6 +371,8 @@ class LocalMode:
             *(self.archiving.banner_lines() if self.archiving is not None else []),
             f"  process        pid {os.getpid()}  (stop: Ctrl-C, or kill {os.getpid()})",
             "",
+            *self._websocket_lines(),
+            "",
             "Webhooks:",
         ]
         path_width = max((len(status.url) for status in self.route_statuses), default=0)
@@ -309,6 +380,11 @@ class LocalMode:
             state = status.problem or "ready"
             function = status.route.function.name
             lines.append(f"  {status.route.method:<4} {status.url:<{path_width}}  {function}: {state}")
+        if self.websocket_statuses:
+            lines += ["", "WebSocket routes (one invocation per frame, concurrently, as in AWS):"]
+            for ws_status in self.websocket_statuses:
+                state = ws_status.problem or "ready"
+                lines.append(f"  {ws_status.route_key:<12} {ws_status.function}: {state}")
         if self.notes:
             lines += ["", "Notes:", *(f"  - {note}" for note in self.notes)]
         lines += ["", "Ready. One line per request: time, method, route, status, duration, session."]
@@ -319,6 +395,24 @@ class LocalMode:
         if level in ("DEBUG", "INFO"):
             return f"{level} (every handler log line; LOCAL_LOG_LEVEL=WARNING for requests only)"
         return f"{level} and above (full JSON logs: make local ARGS=--verbose, or LOCAL_LOG_LEVEL=INFO)"
+
+    def _websocket_lines(self) -> list[str]:
+        if self.websocket is None:
+            why = (
+                f"{self.websocket_spec.name} has no route to a function"
+                if self.websocket_spec is not None
+                else "template.yaml has no AWS::ApiGatewayV2::Api with ProtocolType WEBSOCKET"
+            )
+            return [f"  WebSocket API  not started: {why}"]
+        websocket = self.websocket
+        public = self.relay_public_url
+        public_note = "(from RELAY_PUBLIC_URL)" if self.settings.relay_public_url else "(RELAY_PUBLIC_URL)"
+        return [
+            f"  WebSocket API  {websocket.url}  ({websocket.spec.name}, stage {websocket.spec.stage})",
+            f"  relay URL      {public}  {public_note}; Twilio signs ws:// here as it signs wss://",
+            f"  @connections   {websocket.management_endpoint}/@connections/<id>  "
+            "(RELAY_MANAGEMENT_ENDPOINT)",
+        ]
 
 
 def _dev_account() -> str:
@@ -378,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     _print_line(local.banner())
     while not stop_requested.wait(0.5):
         pass
-    _print_line("Stopping: local API, then the embedded AWS endpoint")
+    websocket = "WebSocket API, " if local.websocket is not None else ""
+    _print_line(f"Stopping: {websocket}local API, then the embedded AWS endpoint")
     local.stop()
     _print_line("Local mode stopped.")
     return 0
@@ -388,4 +483,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["HOST", "LocalMode", "LocalModeError", "RouteStatus", "main"]
+__all__ = ["HOST", "LocalMode", "LocalModeError", "RouteStatus", "WebSocketRouteStatus", "main"]

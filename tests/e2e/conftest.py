@@ -44,6 +44,8 @@ _DROPPED_NAMES = {
     "RECORDINGS_QUEUE_URL",
     "CALLBACK_CONNECTION_OVERRIDES",
     "EVENT_TTL_DAYS",
+    "RELAY_PUBLIC_URL",
+    "RELAY_MANAGEMENT_ENDPOINT",
 }
 
 
@@ -86,6 +88,9 @@ class LocalModeProcess:
     api_port: int
     aws_port: int
     public_base_url: str
+    ws_port: int = 0
+    """The WebSocket API's port (served once template.yaml has the relay agent's WebSocket API)."""
+    ws_management_port: int = 0
     lines: list[str] = field(default_factory=list)
     local_pid: int | None = None
     _reader: threading.Thread | None = None
@@ -232,8 +237,14 @@ def _ready(local: LocalModeProcess) -> bool:
 def start_local_mode(**settings: str) -> LocalModeProcess:
     """`make local` with LOCAL_API_PORT/LOCAL_AWS_PORT on free ports and `settings` in its
     environment; returns once its API answers, or fails with everything it printed."""
-    api_port, aws_port = free_port(), free_port()
-    env = command_environment({"LOCAL_API_PORT": str(api_port), "LOCAL_AWS_PORT": str(aws_port), **settings})
+    api_port, aws_port, ws_port, ws_management_port = free_port(), free_port(), free_port(), free_port()
+    ports = {
+        "LOCAL_API_PORT": str(api_port),
+        "LOCAL_AWS_PORT": str(aws_port),
+        "LOCAL_WS_PORT": str(ws_port),
+        "LOCAL_WS_MANAGEMENT_PORT": str(ws_management_port),
+    }
+    env = command_environment({**ports, **settings})
     process = subprocess.Popen(  # noqa: S603 - make from PATH, fixed arguments
         [make_executable(), "--no-print-directory", "local"],
         cwd=ROOT,
@@ -250,6 +261,8 @@ def start_local_mode(**settings: str) -> LocalModeProcess:
         api_port=api_port,
         aws_port=aws_port,
         public_base_url=settings.get("PUBLIC_BASE_URL") or f"http://{LOOPBACK}:{api_port}",
+        ws_port=int(settings.get("LOCAL_WS_PORT") or ws_port),
+        ws_management_port=int(settings.get("LOCAL_WS_MANAGEMENT_PORT") or ws_management_port),
     )
     local._reader = threading.Thread(target=local.read_output, daemon=True)
     local._reader.start()

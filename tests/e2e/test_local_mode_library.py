@@ -22,7 +22,8 @@ def test_local_mode_runs_in_process_and_restores_the_environment_when_stopped() 
     records: list[RequestRecord] = []
 
     # When the local mode runs in this process on free ports
-    with LocalMode(LocalSettings(api_port=0, aws_port=0), on_request=records.append) as local:
+    settings = LocalSettings(api_port=0, aws_port=0, ws_port=0, ws_management_port=0)
+    with LocalMode(settings, on_request=records.append) as local:
         # Then its URLs and resources are known
         assert local.api_url.startswith("http://127.0.0.1:")
         assert local.aws_endpoint.startswith("http://127.0.0.1:")

@@ -110,7 +110,8 @@ def fresh_moto_state() -> Iterator[None]:
 
 def run_load(calls: int, concurrency: int, seed: int) -> None:
     # Given the local mode on free ports
-    with LocalMode(LocalSettings(api_port=0, aws_port=0), on_request=lambda _record: None) as local:
+    settings = LocalSettings(api_port=0, aws_port=0, ws_port=0, ws_management_port=0)
+    with LocalMode(settings, on_request=lambda _record: None) as local:
         config = EmulatorConfig(
             base_url=local.public_base_url, shuffle=True, duplicates=DUPLICATES, seed=seed
         )

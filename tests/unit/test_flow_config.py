@@ -33,16 +33,19 @@ def document(*flows: tuple[str, dict[str, Any]], **top: Any) -> str:
 # --- the committed examples --------------------------------------------------------------------------
 
 
-def test_the_three_examples_are_committed() -> None:
+def test_the_examples_are_committed() -> None:
     assert [path.name for path in EXAMPLES] == [
         "flows.conversation.example.json",
         "flows.example.json",
+        "flows.relay-agent.example.json",
         "flows.relay.example.json",
     ]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
 def test_every_example_is_valid_without_warnings(path: Path) -> None:
+    if path.name == "flows.relay-agent.example.json" and "agent" not in RelayFlow.model_fields:
+        pytest.skip("the relay agent's flow model (`agent`, no `url`; issue 11) is not merged yet")
     # Given a committed example / When it is validated
     config, warnings_found = parse_flow_config(path.read_text(), str(path))
 

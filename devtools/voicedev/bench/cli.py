@@ -1,5 +1,5 @@
 """`make bench` / `python -m voicedev.bench`: every benchmark in turn, printed as tables, and with
-`--write` the generated section of docs/benchmarks.md replaced (only by a complete run: all four
+`--write` the generated section of docs/benchmarks.md replaced (only by a complete run: all five
 benchmarks, not BENCH_QUICK=1 / `--quick`, the smoke run with few repetitions)."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from voicedev.bench import cold, size, throughput, warm
+from voicedev.bench import cold, relay, size, throughput, warm
 from voicedev.bench.machine import Machine, load_average
 from voicedev.bench.report import DOC, Report, Section, Table, write_doc
 from voicedev.bench.stats import Measure, format_ratio
 
-SECTIONS = ("cold", "warm", "throughput", "size")
+SECTIONS = ("cold", "warm", "throughput", "size", "relay")
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,19 @@ class Plan:
     warm_warmup: int
     calls: int
     concurrency: int
+    relay_prompts: int = 200
 
 
 FULL = Plan(cold_runs=7, cold_warmup_rounds=1, warm_requests=1000, warm_warmup=50, calls=500, concurrency=16)
-QUICK = Plan(cold_runs=2, cold_warmup_rounds=0, warm_requests=100, warm_warmup=10, calls=40, concurrency=16)
+QUICK = Plan(
+    cold_runs=2,
+    cold_warmup_rounds=0,
+    warm_requests=100,
+    warm_warmup=10,
+    calls=40,
+    concurrency=16,
+    relay_prompts=20,
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -168,6 +177,7 @@ def run(argv: Sequence[str] | None = None, emit: Callable[[str], None] = print, 
         attempt("warm", warm_work)
         attempt("throughput", throughput_work)
         attempt("size", size_work)
+        attempt("relay", lambda: relay.section(relay.run(plan.relay_prompts, progress=_progress)))
 
     machine.wall_s = time.perf_counter() - started
     machine.load_end = load_average()

@@ -211,7 +211,9 @@ def measure_in_process(calls: int, concurrency: int) -> ThroughputResult:
     from voicedev.local_settings import LocalSettings
 
     # The template's log level (INFO), not the local mode's quiet default: logging is part of the cost.
-    settings = LocalSettings(api_port=0, aws_port=0, media_port=0, log_level="INFO")
+    settings = LocalSettings(
+        api_port=0, aws_port=0, media_port=0, ws_port=0, ws_management_port=0, log_level="INFO"
+    )
     with LocalMode(settings, on_request=_ignore) as local:
         from voicedev.emulator import SCENARIOS, EmulatorConfig, run_calls
 

@@ -143,6 +143,8 @@ def _scenarios(names: Sequence[str]) -> list[catalogue.Scenario]:
         return [catalogue.get("worker-answers")]
     if "all" in names:
         return list(catalogue.SCENARIOS)
+    if "relay" in names:
+        return list(catalogue.RELAY_SCENARIOS)
     try:
         return [catalogue.get(name) for name in names]
     except KeyError as exc:
@@ -150,9 +152,15 @@ def _scenarios(names: Sequence[str]) -> list[catalogue.Scenario]:
 
 
 def list_scenarios() -> str:
-    width = max(len(scenario.name) for scenario in catalogue.SCENARIOS)
+    everything = (*catalogue.SCENARIOS, *catalogue.RELAY_SCENARIOS)
+    width = max(len(scenario.name) for scenario in everything)
     lines = ["Scenarios (voice-webhooks-simulate NAME..., or all):"]
-    for scenario in catalogue.SCENARIOS:
+    for scenario in everything:
+        if scenario is catalogue.RELAY_SCENARIOS[0]:
+            lines += [
+                "",
+                "Relay agent scenarios (or: relay), over the WebSocket (LOCAL_RELAY_AGENT=1 make local):",
+            ]
         number = "conversation line" if scenario.line is catalogue.Line.CONVERSATION else "relay line"
         lines.append(f"  {scenario.name:<{width}}  {scenario.title}")
         lines.append(f"  {'':<{width}}  calls the {number}; answer expected: {scenario.expect.value}")

@@ -21,6 +21,16 @@ from voice_webhooks.edge import routes
 
 from voicedev.emulator import params as p
 from voicedev.emulator.client import SentRequest, TwilioClient
+from voicedev.emulator.relay import (
+    UNREACHABLE_ERROR_CODE,
+    UNREACHABLE_ERROR_MESSAGE,
+    RelaySession,
+    SessionOutcome,
+    Turn,
+    handshake_problem,
+    open_socket,
+    setup_frame,
+)
 from voicedev.emulator.scenarios import CONVERSATION_LINE, RELAY_LINE, Expect, Line, Scenario
 from voicedev.emulator.twiml import (
     Connect,
@@ -149,7 +159,7 @@ class CallResult:
     to: str
     started_at: datetime
     seed: int
-    log: list[Exchange | str] = field(default_factory=list)
+    log: list[Exchange | Turn | str] = field(default_factory=list)
     documents: list[tuple[str, Document]] = field(default_factory=list)
     session_ids: list[str] = field(default_factory=list)
     status_events: list[StatusEventSent] = field(default_factory=list)
@@ -160,6 +170,15 @@ class CallResult:
     problems: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
     """Answers that differ from the example configuration's (configurable outcomes)."""
+    relay_sessions: list[SessionOutcome] = field(default_factory=list)
+    """Each ConversationRelay WebSocket session of a relay scenario, in order."""
+    relay_urls: list[str] = field(default_factory=list)
+    """The WebSocket URL of each of those sessions (as opened and signed)."""
+
+    @property
+    def turns(self) -> list[Turn]:
+        """The conversation over the relay WebSocket (caller, agent)."""
+        return [item for item in self.log if isinstance(item, Turn)]
 
     @property
     def exchanges(self) -> list[Exchange]:
@@ -387,6 +406,9 @@ class CallEmulator:
             self._remember_session(session_id)
             return self._conversation(connect, noun, session_id)
         if isinstance(noun, ConversationRelay):
+            if self.scenario.relay_script is not None:
+                self._remember_session(session_id)
+                return self._relay_socket(connect, noun)
             if self.scenario.relay is None:
                 self._problem("the server answered <ConversationRelay>; this scenario expects <Conversation>")
                 return END
@@ -504,6 +526,89 @@ class CallEmulator:
             action_params += [("ErrorCode", plan.error_code), ("ErrorMessage", plan.error_message or "")]
             label += f" ErrorCode={plan.error_code}"
         return self._after_session(connect, action_params, label, plan.caller_hung_up)
+
+    def _relay_socket(self, connect: Connect, relay: ConversationRelay) -> Outcome:
+        """A relay session over the WebSocket of `<ConversationRelay url>`, then the action request
+        that reports how it ended."""
+        script = self.scenario.relay_script
+        assert script is not None
+        attempt = len(self.result.relay_sessions) + 1
+        if attempt > len(script.sessions):
+            self._problem(
+                f"<ConversationRelay> #{attempt}: the scenario plans {len(script.sessions)} session(s)"
+            )
+            return END
+        url = relay.attrs.get("url", "")
+        if _is_loopback(self.config.base_url) and not _is_loopback(url):
+            # Against the local mode nothing leaves the machine: the flow must use the local agent.
+            self._problem(
+                f"<ConversationRelay url={url!r}> is not the local WebSocket API: start the local mode "
+                "with LOCAL_RELAY_AGENT=1 (a relay flow without url)"
+            )
+            return END
+        self._check_relay_url(url, attempt)
+        self.result.relay_urls.append(url)
+        self._note(f"opens the WebSocket {url}" + (" (reconnect)" if attempt > 1 else ""))
+        try:
+            ws = open_socket(url, self.config.auth_token, self.config.timeout)
+        except Exception as exc:  # refused, unreachable: Twilio reports the session failed
+            self._problem(handshake_problem(exc))
+            outcome = SessionOutcome(
+                "failed", 0, error_code=UNREACHABLE_ERROR_CODE, error_message=UNREACHABLE_ERROR_MESSAGE
+            )
+        else:
+            greeting = relay.attrs.get("welcomeGreeting")
+            if greeting and attempt == 1:
+                self.result.log.append(Turn("agent", greeting, "welcomeGreeting, spoken by Twilio"))
+            session = RelaySession(
+                ws,
+                self.call,
+                timeout=self.config.timeout,
+                on_turn=self.result.log.append,
+                on_problem=self._problem,
+            )
+            with ws:
+                outcome = session.run(
+                    script.sessions[attempt - 1], setup_frame(self.call, p.sid("VX"), dict(relay.parameters))
+                )
+        self.result.relay_sessions.append(outcome)
+        self.t += outcome.duration
+        action_params = self.call.standard("completed" if outcome.caller_hung_up else "in-progress")
+        action_params += [
+            ("SessionId", outcome.session_sid),
+            ("SessionStatus", outcome.status),
+            ("SessionDuration", str(round(outcome.duration))),
+        ]
+        label = f"SessionStatus={outcome.status}"
+        if outcome.handoff_data is not None:
+            action_params.append(("HandoffData", outcome.handoff_data))
+            label += f" HandoffData={outcome.handoff_data}"
+        if outcome.error_code:
+            action_params += [
+                ("ErrorCode", outcome.error_code),
+                ("ErrorMessage", outcome.error_message or ""),
+            ]
+            label += f" ErrorCode={outcome.error_code}"
+        return self._after_session(connect, action_params, label, outcome.caller_hung_up)
+
+    def _check_relay_url(self, url: str, attempt: int) -> None:
+        from urllib.parse import parse_qsl, urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss"):
+            self._problem(f"<ConversationRelay url={url!r}> is not a WebSocket URL")
+            return
+        query = dict(parse_qsl(parts.query))
+        if query.get("attempt", "1") != str(attempt):
+            self._problem(
+                f"WebSocket #{attempt}: attempt={query.get('attempt')!r} in {url}, expected {attempt}"
+            )
+        if self.result.relay_urls:
+            first = dict(parse_qsl(urlsplit(self.result.relay_urls[0]).query)).get("session")
+            if query.get("session") != first:
+                self._problem(
+                    f"the reconnect's session {query.get('session')!r} is not the call's ({first!r})"
+                )
 
     def _after_session(
         self, connect: Connect, action_params: list[tuple[str, str]], label: str, hung_up: bool
@@ -803,6 +908,10 @@ def shape_problems(expect: Expect, action: Document) -> list[str]:
         return [f"expected an apology then <Dial> or <Record>, got: {shown}"]
     if expect is Expect.VOICEMAIL and not has[Record]:
         return [f"expected voicemail (<Record>), got: {shown}"]
+    if expect is Expect.RECONNECT and not any(
+        isinstance(verb, Connect) and isinstance(verb.noun, ConversationRelay) for verb in action.verbs
+    ):
+        return [f"expected a fresh <Connect><ConversationRelay>, got: {shown}"]
     return []
 
 
@@ -818,6 +927,12 @@ def _bool(value: bool) -> str:
 
 def _short_sid(value: str) -> str:
     return value[:8] + "\u2026" + value[-4:]
+
+
+def _is_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
 
 
 def _path(url: str) -> str:

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from voice_webhooks.runtime.observability import mask_phone
 
+from voicedev.emulator.relay import Turn
+
 if TYPE_CHECKING:
     from voicedev.emulator.engine import CallResult, Exchange
 
@@ -84,6 +86,15 @@ def exchange_line(exchange: Exchange) -> str:
     return "\n".join([*wrap(sent_line, indent=16), *wrap(answer, indent=14)])
 
 
+def turn_lines(turn: Turn, indent: str = "  " + " " * 7 + "  ") -> str:
+    """A conversation turn, `caller`/`agent` first, wrapped within WIDTH columns."""
+    head = f"{indent}{turn.role:<6} "
+    text = mask_text(turn.text) + (f"  ({mask_text(turn.detail)})" if turn.detail else "")
+    return textwrap.fill(
+        text, width=WIDTH, initial_indent=head, subsequent_indent=" " * len(head), break_on_hyphens=False
+    )
+
+
 def call_header(result: CallResult) -> str:
     scenario = result.scenario
     return (
@@ -96,7 +107,12 @@ def call_header(result: CallResult) -> str:
 def call_report(result: CallResult) -> str:
     lines = [call_header(result)]
     for item in result.log:
-        lines.append(exchange_line(item) if not isinstance(item, str) else f"  {'':>7}  {mask_text(item)}")
+        if isinstance(item, Turn):
+            lines.append(turn_lines(item))
+        elif isinstance(item, str):
+            lines.append(f"  {'':>7}  {mask_text(item)}")
+        else:
+            lines.append(exchange_line(item))
     verdict = "PASS" if result.ok else "FAIL"
     lines.append(f"  {verdict}: expected {result.scenario.expect.value}")
     lines.extend(f"  ! {mask_text(problem)}" for problem in result.problems)

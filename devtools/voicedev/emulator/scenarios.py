@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from voicedev.emulator.relay import Drop, Interrupt, Press, RelayScript, Speak
+
 CONVERSATION_LINE = "+15550100001"
 RELAY_LINE = "+15550100002"
 
@@ -30,6 +32,7 @@ class Expect(StrEnum):
     EMPTY = "an empty <Response/>"
     HANDOFF = "hand-off: <Dial> a human"
     FALLBACK = "an apology, then a human or voicemail"
+    RECONNECT = "reconnect: a fresh <ConversationRelay>"
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ class Scenario:
     direction: str = "inbound"
     queued_recordings: int = 0
     """Completed recordings the product must queue (one message each)."""
+    relay_script: RelayScript | None = None
+    """Relay scenarios that talk to the agent over the WebSocket of `<ConversationRelay url>`
+    (the stack's own relay agent: `LOCAL_RELAY_AGENT=1 make local`)."""
 
     @property
     def worker_initiated(self) -> bool:
@@ -198,7 +204,55 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
 )
 
-BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
+HOURS = "What are your opening hours?"
+
+# Conversations with the relay agent over its WebSocket (config/flows.relay-agent.example.json's
+# scripted agent). Not part of `all`: they need the stack's own agent behind the relay line.
+RELAY_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        name="relay-conversation",
+        title="Two questions to the AI agent (partial prompts, streamed answers); hang up",
+        line=Line.RELAY,
+        relay_script=RelayScript(sessions=((Speak(HOURS), Speak("And can I speak in Swedish please?")),)),
+        expect=Expect.EMPTY,
+        must=Expect.EMPTY,
+    ),
+    Scenario(
+        name="relay-interrupt",
+        title="The caller talks over the answer: it stops; the caller asks again",
+        line=Line.RELAY,
+        relay_script=RelayScript(
+            sessions=((Interrupt(HOURS, after_tokens=2), Speak("Sorry, the opening hours?")),)
+        ),
+        expect=Expect.EMPTY,
+        must=Expect.EMPTY,
+    ),
+    Scenario(
+        name="relay-dtmf",
+        title="The caller presses 1 for the opening hours, then hangs up",
+        line=Line.RELAY,
+        relay_script=RelayScript(sessions=((Press("1"),),)),
+        expect=Expect.EMPTY,
+        must=Expect.EMPTY,
+    ),
+    Scenario(
+        name="relay-handoff",
+        title="The caller asks for a person: the agent sends end + handoffData; <Dial>",
+        line=Line.RELAY,
+        relay_script=RelayScript(sessions=((Speak(HOURS), Speak("I would like to talk to a person")),)),
+        expect=Expect.HANDOFF,
+    ),
+    Scenario(
+        name="relay-reconnect",
+        title="The WebSocket drops (64105): a fresh <ConversationRelay> reconnects, attempt 2",
+        line=Line.RELAY,
+        relay_script=RelayScript(sessions=((Speak(HOURS), Drop()), (Press("1"),))),
+        expect=Expect.RECONNECT,
+        must=Expect.RECONNECT,
+    ),
+)
+
+BY_NAME = {scenario.name: scenario for scenario in (*SCENARIOS, *RELAY_SCENARIOS)}
 
 
 def get(name: str) -> Scenario:

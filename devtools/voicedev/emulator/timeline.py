@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -535,6 +536,8 @@ def render(timeline: SessionTimeline, *, queue_note: str | None = None) -> str:
         ]
         lines += ["  " + row for row in _table(["leg", "status", "details"], rows)]
 
+    lines += render_turns(timeline.turns, start)
+
     steps: list[tuple[datetime | None, list[str]]] = []
     for entry in timeline.actions:
         moment = _parse_time(entry.get("ReceivedAt"))
@@ -592,3 +595,55 @@ def render(timeline: SessionTimeline, *, queue_note: str | None = None) -> str:
         else:
             lines.append("    none")
     return fit("\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------------------
+# The relay conversation (turn# items, see DATA-MODEL.md)
+
+TURN_PREFIX = "turn#"
+WIDTH = 100
+
+
+def is_turn(item: Mapping[str, Any]) -> bool:
+    return str(item.get("ItemKey", "")).startswith(TURN_PREFIX)
+
+
+def _turn_text(item: Mapping[str, Any]) -> str:
+    text = str(item.get("Text") or "")
+    if item.get("Interrupted") is True:
+        heard = str(item.get("Heard") or "")
+        text = f"{text} [interrupted; heard: {heard!r}]" if heard != text else f"{text} [interrupted]"
+    return mask_text(" ".join(text.split()))
+
+
+def render_turns(turns: list[dict[str, Any]], start: datetime | None, width: int = WIDTH) -> list[str]:
+    """The conversation, one row per turn (attempt#seq, time since the call started, who, kind,
+    what was said), the text wrapped so that every line fits in `width` columns. Empty without
+    turns (a session that is not a relay agent's)."""
+    if not turns:
+        return []
+    rows = []
+    for item in turns:
+        _, attempt, sequence = [*str(item["ItemKey"]).split("#"), "", ""][:3]
+        moment = _parse_time(item.get("EventTime"))
+        rows.append(
+            [
+                f"{attempt}#{sequence.lstrip('0') or '0'}",
+                _relative(moment, start, 1),
+                str(item.get("Role", "?")),
+                str(item.get("Kind", "?")),
+                _turn_text(item),
+            ]
+        )
+    headers = ["turn", "time", "who", "kind"]
+    widths = [max(len(header), *(len(row[index]) for row in rows)) for index, header in enumerate(headers)]
+    prefix_width = 4 + sum(widths) + 2 * len(widths)
+    text_width = max(width - prefix_width, 20)
+    lines = ["", "  Conversation (relay agent turns, in order; time: when it happened)"]
+    lines.append("    " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + "  text")
+    for row in rows:
+        head = "    " + "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  "
+        wrapped = textwrap.wrap(row[4], text_width, break_on_hyphens=False) or [""]
+        lines.append(head + wrapped[0])
+        lines.extend(" " * prefix_width + part for part in wrapped[1:])
+    return lines

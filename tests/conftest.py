@@ -22,6 +22,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from voice_webhooks.flows.loader import _parsed
+from voice_webhooks.relay import reset_relay_caches
 from voice_webhooks.runtime.aws_clients import reset_clients
 from voice_webhooks.runtime.settings import get_settings
 from voicedev import template_resources
@@ -41,6 +42,7 @@ def reset_caches() -> None:
     reset_clients()
     parameters.clear_caches()
     _parsed.cache_clear()
+    reset_relay_caches()
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +55,13 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "twilio-voice-webhooks-test")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "TwilioVoiceWebhooksTest")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
-    for name in ("PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN_SECRET", "ALLOWED_ACCOUNT_SIDS", "FLOW_CONFIG"):
+    for name in (
+        "PUBLIC_BASE_URL",
+        "TWILIO_AUTH_TOKEN_SECRET",
+        "ALLOWED_ACCOUNT_SIDS",
+        "FLOW_CONFIG",
+        "RELAY_PUBLIC_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     reset_caches()
     yield

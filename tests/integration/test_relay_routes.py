@@ -18,9 +18,11 @@ from voicedev.relay_events import (
 )
 from voicedev.twilio_signing import sign
 
-from tests.integration.relay_helpers import SAMPLE_SESSION_ID, Relay, relay  # noqa: F401 - fixture
+from tests.integration import relay_helpers
+from tests.integration.relay_helpers import SAMPLE_SESSION_ID, Relay
 from tests.support import emitted_metrics
 
+relay = relay_helpers.relay  # the fixture
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "relay"
 HOURS = "We are open from nine to five, Monday to Friday. Anything else?"
 HANDOFF = "Let me connect you to a member of our team."

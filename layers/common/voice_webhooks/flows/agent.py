@@ -157,7 +157,7 @@ def agent_problems(
 def effective_reconnect(reconnect: ReconnectConfig | None, has_url: bool) -> ReconnectConfig:
     if reconnect is not None:
         return reconnect
-    return ReconnectConfig(max_attempts=0 if has_url else DEFAULT_MAX_ATTEMPTS)
+    return ReconnectConfig.model_validate({"maxAttempts": 0 if has_url else DEFAULT_MAX_ATTEMPTS})
 
 
 DEFAULT_AGENT = ScriptedAgent(kind="scripted")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from voice_webhooks.edge import routes
+from voice_webhooks.relay.settings import RelaySettings
 from voice_webhooks.runtime.observability import MetricName
 from voice_webhooks.runtime.settings import Settings
 from voice_webhooks.storage.session_store import SESSION_SEQUENCE, SessionItem
@@ -51,6 +52,33 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:UpdateItem", TABLE),
         ("sqs:SendMessage", QUEUE),
     },
+    # The relay agent (docs/relay-agent.md): $connect checks the signature and records the
+    # connection; $default reads and updates turns, posts to this API's connections only, and may
+    # call Bedrock when the stack enables it; $disconnect records the close.
+    "RelayConnectFunction": {SECRET, ("dynamodb:GetItem", TABLE), ("dynamodb:PutItem", TABLE)},
+    "RelayMessageFunction": {
+        FLOW_PARAMETER,
+        ("dynamodb:GetItem", TABLE),
+        ("dynamodb:UpdateItem", TABLE),
+        ("dynamodb:Query", TABLE),
+        (
+            "execute-api:ManageConnections",
+            "Sub:arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${RelayApi}/relay/POST/@connections/*",
+        ),
+        (
+            "execute-api:ManageConnections",
+            "Sub:arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${RelayApi}/relay/DELETE/@connections/*",
+        ),
+        (
+            "bedrock:InvokeModelWithResponseStream",
+            "If:BedrockAgentEnabled?Sub:arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/*",
+        ),
+        (
+            "bedrock:InvokeModelWithResponseStream",
+            "If:BedrockAgentEnabled?Sub:arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:inference-profile/*",
+        ),
+    },
+    "RelayDisconnectFunction": {("dynamodb:GetItem", TABLE), ("dynamodb:UpdateItem", TABLE)},
     # The fallback URL must keep answering when every data store is down: it touches none.
     "FallbackFunction": {SECRET},
     # HEAD needs GetObject, and ListBucket to see a 404 rather than a 403; the queue grants are its
@@ -103,10 +131,16 @@ def grants(function: str) -> set[tuple[str, str]]:
             )
         elif isinstance(policy, dict) and set(policy) == {"Statement"}:
             for statement in policy["Statement"]:
+                condition = ""
+                if set(statement) == {"Fn::If"}:
+                    # A grant only when a parameter enables it: `If:<condition>?<resource>`.
+                    name, statement, otherwise = statement["Fn::If"]
+                    assert otherwise == {"Ref": "AWS::NoValue"}, f"{function}: unexpected {otherwise}"
+                    condition = f"If:{name}?"
                 assert statement["Effect"] == "Allow", f"{function}: unexpected statement {statement}"
                 for action in _as_list(statement["Action"]):
                     for resource in _as_list(statement["Resource"]):
-                        found.add((action, _describe(resource)))
+                        found.add((action, condition + _describe(resource)))
         else:
             pytest.fail(
                 f"{function}: policy {policy!r} is not one this test can assess; list its grants here"
@@ -361,6 +395,7 @@ def test_every_function_logs_to_a_group_with_retention(function: str) -> None:
 def test_every_environment_variable_is_one_the_code_reads() -> None:
     # A misspelt name would leave a setting at its default without any error.
     known = {field.alias for field in Settings.model_fields.values()}
+    known |= {field.alias for field in RelaySettings.model_fields.values()}
     for function in FUNCTIONS:
         for name in function_env(function):
             assert name in known or name.startswith("POWERTOOLS_"), f"{function}: unknown variable {name}"
@@ -515,6 +550,7 @@ def test_every_alarm_notifies_the_optional_topic() -> None:
         "FunctionThrottlesAlarm",
         "Api5xxRateAlarm",
         "RejectedSignatureAlarm",
+        "RelayIntegrationErrorAlarm",
     }
 
     # Then they all exist, each is explained in the guide, and each notifies the topic when one is given

@@ -387,3 +387,48 @@ def test_disconnect_is_recorded_on_the_connection(relay: Relay) -> None:
 
 def test_disconnect_of_an_unknown_connection_is_fine(relay: Relay) -> None:
     assert relay.invoke("relay_disconnect", disconnect_event(connection_id="nope"))["statusCode"] == 200
+
+
+# --- the Bedrock agent through the route --------------------------------------------------------
+
+
+def test_bedrock_flow_streams_the_models_deltas_as_tokens(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from botocore.stub import ANY, Stubber
+    from voice_webhooks.relay import bedrock
+
+    from tests.unit.test_relay_agent import _Stream
+
+    # Given a session whose flow's agent is Bedrock, and the model's streamed answer
+    relay.put_session(flow="bedrock")
+    client = boto3.client("bedrock-runtime", region_name="us-east-1")
+    monkeypatch.setattr(bedrock, "bedrock_client", lambda: client)
+    stream = _Stream(
+        [
+            {"contentBlockDelta": {"delta": {"text": "Hello"}, "contentBlockIndex": 0}},
+            {"contentBlockDelta": {"delta": {"text": " there."}, "contentBlockIndex": 0}},
+            {"messageStop": {"stopReason": "end_turn"}},
+        ]
+    )
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "converse_stream",
+            {"stream": stream},
+            {
+                "modelId": "anthropic.claude-3-haiku-20240307-v1:0",
+                "system": [{"text": "You are a concise phone assistant."}],
+                "messages": [{"role": "user", "content": [{"text": "Hi"}]}],
+                "inferenceConfig": ANY,
+            },
+        )
+        stream.armed = True
+        relay.open()
+
+        # When the caller speaks
+        relay.send(prompt_frame("Hi"))
+
+    # Then each delta reached Twilio as it came, and the reply is stored
+    assert [frame["token"] for frame in relay.recorder.frames("text")] == ["Hello", " there.", ""]
+    assert relay.turns()[-1]["Text"] == "Hello there."

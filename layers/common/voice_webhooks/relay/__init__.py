@@ -6,7 +6,10 @@ def reset_relay_caches() -> None:
     from voice_webhooks.relay import bedrock, connections, settings
     from voice_webhooks.storage import relay_store
 
-    settings.relay_settings.cache_clear()
+    # getattr: a test may have replaced a factory with a plain function.
+    for factory in (settings.relay_settings, bedrock.bedrock_client):
+        clear = getattr(factory, "cache_clear", None)
+        if callable(clear):
+            clear()
     connections.reset_clients()
-    bedrock.bedrock_client.cache_clear()
     relay_store.reset_client()

@@ -283,11 +283,21 @@ class RelayStore:
         self._call(
             "update_item",
             Key=_key(connection.session_id, turn_key(connection.attempt, seq)),
+            # The reply's own write may come later (it is still streaming) or never (it failed):
+            # either way the turn is an agent reply.
             UpdateExpression=(
-                "SET Heard = :heard, Interrupted = :yes, ExpiresAt = if_not_exists(ExpiresAt, :ttl)"
+                "SET Heard = :heard, Interrupted = :yes, ExpiresAt = if_not_exists(ExpiresAt, :ttl), "
+                "#role = if_not_exists(#role, :agent), Kind = if_not_exists(Kind, :reply)"
             ),
+            ExpressionAttributeNames={"#role": "Role"},
             ExpressionAttributeValues=_values(
-                {":heard": heard[:MAX_TEXT_CHARS], ":yes": True, ":ttl": expires_at}
+                {
+                    ":heard": heard[:MAX_TEXT_CHARS],
+                    ":yes": True,
+                    ":ttl": expires_at,
+                    ":agent": "agent",
+                    ":reply": "reply",
+                }
             ),
         )
         return seq

@@ -8,6 +8,7 @@ hostile frame is counted, not an error) and 500 when storage failed, so Integrat
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -139,7 +140,9 @@ def handle_message(event: dict[str, Any]) -> Answer:
             ttl_days=settings.event_ttl_days,
         )
         # Twilio does not resend frames, but a redelivered invocation carries the same messageId.
-        conversation.handle(frame, str(context.get("messageId") or context.get("requestId") or ""))
+        # Without an id (never from API Gateway), the frame cannot be recognised again: a fresh one.
+        message_id = str(context.get("messageId") or context.get("requestId") or "") or secrets.token_hex(8)
+        conversation.handle(frame, message_id)
     except UnknownConnection:
         count(RelayMetric.UNKNOWN_CONNECTION)
         logger.warning("Frame on a connection that was never accepted: ignored", extra={"frame": frame.type})

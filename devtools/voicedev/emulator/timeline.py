@@ -25,6 +25,7 @@ import boto3
 from boto3.dynamodb.conditions import Key
 
 from voicedev.emulator.output import mask, mask_text
+from voicedev.emulator.relay_timeline import conversation_lines, is_turn
 from voicedev.local_aws import DUMMY_CREDENTIALS
 
 LOCAL_AWS_ENDPOINT = "http://127.0.0.1:5005"
@@ -91,6 +92,8 @@ class SessionTimeline:
     """Status-event items, in SequenceNumber order."""
     messages: list[PeekedMessage] = field(default_factory=list)
     queues_read: bool = False
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    """Relay conversation turns (`turn#...` items), when the flow ran this stack's relay agent."""
 
     @property
     def call_start(self) -> datetime | None:
@@ -194,13 +197,15 @@ class TimelineReader:
         items = _query_all(
             self._table, KeyConditionExpression=Key("SessionId").eq(session_id), ConsistentRead=True
         )
-        return sorted((_plain(item) for item in items), key=lambda item: int(item["SequenceNumber"]))
+        return sorted((_plain(item) for item in items), key=lambda item: int(item.get("SequenceNumber", -1)))
 
     def timeline(self, session_id: str, *, read_queues: bool = True) -> SessionTimeline:
-        items = self.items(session_id)
+        every = self.items(session_id)
+        items = [item for item in every if "SequenceNumber" in item]
         session = next((item for item in items if int(item["SequenceNumber"]) == 0), None)
         events = [item for item in items if int(item["SequenceNumber"]) > 0]
         result = SessionTimeline(session_id=session_id, session=session, events=events)
+        result.turns = [item for item in every if is_turn(item)]
         if read_queues:
             result.messages = [message for message in self.peek_all() if message.session_id == session_id]
             result.queues_read = True
@@ -434,6 +439,7 @@ def render(timeline: SessionTimeline, *, queue_note: str | None = None) -> str:
     else:
         lines.append("    none")
 
+    lines += conversation_lines(timeline.turns, start, _relative, _parse_time)
     lines.append("")
     if not timeline.queues_read:
         lines.append(f"  Queue messages: not read{f' ({queue_note})' if queue_note else ''}")

@@ -58,7 +58,7 @@ def test_dropped_websocket_is_answered_with_a_reconnect_to_the_same_session(rela
     assert f"/voice/action?session={SAMPLE_SESSION_ID}&attempt=2" in twiml
     assert "welcomeGreeting" not in twiml
     # And the request that ended attempt 1 is stored once
-    stored = relay.item("action#connect")
+    stored = relay.item("action#connect#01")
     assert stored is not None and stored["Outcome"] == "reconnect" and stored["NextAttempt"] == 2
 
 

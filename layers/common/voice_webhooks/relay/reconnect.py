@@ -10,9 +10,9 @@ the flow's `failed` outcome, as without reconnects.
 
 The attempt that ended is the `attempt` query parameter of the action URL (signed by Twilio, set
 here on every reconnect's `<Connect action>`; absent on the first connect: 1). The request is
-stored as `action#connect` (attempt 1) or `action#connect#<attempt:02d>`, first delivery wins;
-a repeated delivery gets the same TwiML, since the answer depends only on the session and the
-attempt."""
+stored as `action#connect#<attempt:02d>`, first delivery wins (`action#connect` stays the action
+routing's: the request that ended the session); a repeated delivery gets the same TwiML, since the
+answer depends only on the session and the attempt."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@
 - `turn#<attempt:02d>#<seq:06d>`: one turn;
 - `connection` in partition `relay-connection#<connectionId>`: which session and attempt a
   connection serves (the only thing a `$default` or `$disconnect` event carries is the connection id);
-- `action#connect#<attempt:02d>`: the `<Connect action>` request that ended attempt >= 2, and the
-  failed one a reconnect answered (attempt 1: `action#connect`).
+- `action#connect#<attempt:02d>`: the `<Connect action>` request that ended that attempt and was
+  answered with a reconnect (`action#connect` is the one the action routing answered).
 
 Turn numbers come from an atomic counter on the relay item, allocated together with the frame's
 message id: a frame delivered twice gets the number it got the first time, so every turn is
@@ -57,8 +57,10 @@ def turn_key(attempt: int, seq: int) -> str:
 
 
 def connect_action_key(attempt: int) -> str:
-    """The `<Connect action>` request that ended an attempt (DATA-MODEL.md)."""
-    return "action#connect" if attempt <= 1 else f"action#connect#{attempt:02d}"
+    """The `<Connect action>` request that ended `attempt` and was answered with a reconnect.
+    `action#connect` stays the action routing's own: the request it answered (the last attempt's),
+    so the two never compete for one key (first delivery wins on each)."""
+    return f"action#connect#{attempt:02d}"
 
 
 def _key(partition: str, item_key: str) -> dict[str, Any]:

@@ -432,3 +432,22 @@ def test_bedrock_flow_streams_the_models_deltas_as_tokens(
     # Then each delta reached Twilio as it came, and the reply is stored
     assert [frame["token"] for frame in relay.recorder.frames("text")] == ["Hello", " there.", ""]
     assert relay.turns()[-1]["Text"] == "Hello there."
+
+
+def test_interrupting_a_handoff_answer_still_hands_off(relay: Relay) -> None:
+    # Given the caller talks over the hand-off answer after its second word
+    relay.open()
+
+    def interrupt_after_second(count: int, frame: dict[str, Any]) -> None:
+        if count == 2:
+            relay.recorder.on_post = None
+            relay.send(interrupt_frame("Let me "))
+
+    relay.recorder.on_post = interrupt_after_second
+
+    # When the caller asks for a person
+    relay.send(prompt_frame("agent"))
+
+    # Then the answer stopped, but the hand-off was still sent
+    assert len(relay.recorder.frames("text")) == 2
+    assert relay.recorder.frames()[-1]["type"] == "end"

@@ -34,6 +34,7 @@ from voice_webhooks.runtime.observability import count, logger
 from voice_webhooks.storage.relay_store import Allocation, Connection, RelayStore
 
 Frame = SetupFrame | PromptFrame | InterruptFrame | DtmfFrame | ErrorFrame
+MAX_ACTIONS_AFTER_INTERRUPT = 32
 
 
 def utc_now() -> datetime:
@@ -239,13 +240,20 @@ class Conversation:
         spoken: list[str] = []
         end: End | None = None
         interrupted = gone = False
+        actions = self._agent().respond(context, turn)
+        skipped = 0
         try:
-            for action in self._agent().respond(context, turn):
+            for action in actions:
                 if isinstance(action, End):
                     # A hand-off is a decision, not speech: it is sent even after an interruption.
                     end = action
                     break
                 if interrupted:
+                    # Look a little further for a hand-off, then stop the agent (a model's stream
+                    # must not run to maxTokens for nobody).
+                    skipped += 1
+                    if skipped > MAX_ACTIONS_AFTER_INTERRUPT:
+                        break
                     continue
                 if self._interrupted(allocation.seq):
                     interrupted = True
@@ -269,6 +277,10 @@ class Conversation:
         except Exception as exc:  # an agent's bug must not cost the rest of the session
             count(RelayMetric.AGENT_FAILED)
             logger.exception("Agent failed mid-reply", extra={"error_type": type(exc).__name__})
+        finally:
+            close = getattr(actions, "close", None)
+            if callable(close):
+                close()
         extra: dict[str, Any] = {"Tokens": len(spoken)}
         if gone:
             extra["ConnectionGone"] = True

@@ -21,7 +21,6 @@ from typing import Any
 import boto3
 import pytest
 from voicedev import template_resources
-from voicedev.handler_caches import reset_handler_caches
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
 from tests.support import Calls
@@ -34,7 +33,6 @@ REGION = "us-east-1"
 
 def reset_caches() -> None:
     """Forget everything cached per process: settings, clients, secrets, parsed flow config."""
-    reset_handler_caches()
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +45,13 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "twilio-voice-webhooks-test")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "TwilioVoiceWebhooksTest")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
-    for name in ("PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN_SECRET", "ALLOWED_ACCOUNT_SIDS", "FLOW_CONFIG"):
+    for name in (
+        "PUBLIC_BASE_URL",
+        "TWILIO_AUTH_TOKEN_SECRET",
+        "ALLOWED_ACCOUNT_SIDS",
+        "FLOW_CONFIG",
+        "RELAY_PUBLIC_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     reset_caches()
     yield

@@ -294,7 +294,25 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "http(s) URL",
     ),
     # --- <ConversationRelay>
-    ("relay url required", changed(((*RELAY, "url"), DELETE)), "flows.assistant.url:", "is required"),
+    (
+        "relay hand-off intent names an allowed target",
+        relay_with(
+            agent={
+                "kind": "scripted",
+                "intents": [
+                    {"name": "human", "keywords": ["agent"], "answer": "One moment.", "handoff": "nowhere"}
+                ],
+            }
+        ),
+        "flows.assistant.agent.intents.0.handoff:",
+        "not a key of outcomes.targets",
+    ),
+    (
+        "relay intent needs keywords or dtmf",
+        relay_with(agent={"kind": "scripted", "intents": [{"name": "x", "answer": "Hello."}]}),
+        "flows.assistant.agent.intents.0:",
+        "needs keywords, dtmf or both",
+    ),
     ("relay url is wss", relay_with(url="https://agent.example.com/ws"), "flows.assistant.url:", "wss://"),
     ("relay url not ws", relay_with(url="ws://agent.example.com/ws"), "flows.assistant.url:", "wss://"),
     (

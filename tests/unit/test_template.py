@@ -72,10 +72,16 @@ def grants(function: str) -> set[tuple[str, str]]:
             )
         elif isinstance(policy, dict) and set(policy) == {"Statement"}:
             for statement in policy["Statement"]:
+                condition = ""
+                if set(statement) == {"Fn::If"}:
+                    # A grant only when a parameter enables it: `If:<condition>?<resource>`.
+                    name, statement, otherwise = statement["Fn::If"]
+                    assert otherwise == {"Ref": "AWS::NoValue"}, f"{function}: unexpected {otherwise}"
+                    condition = f"If:{name}?"
                 assert statement["Effect"] == "Allow", f"{function}: unexpected statement {statement}"
                 for action in _as_list(statement["Action"]):
                     for resource in _as_list(statement["Resource"]):
-                        found.add((action, _describe(resource)))
+                        found.add((action, condition + _describe(resource)))
         else:
             pytest.fail(
                 f"{function}: policy {policy!r} is not one this test can assess; list its grants here"
@@ -552,6 +558,7 @@ def test_every_alarm_notifies_the_optional_topic() -> None:
         "FunctionThrottlesAlarm",
         "Api5xxRateAlarm",
         "RejectedSignatureAlarm",
+        "RelayIntegrationErrorAlarm",
     }
 
     # Then they all exist, each is explained in the guide, and each notifies the topic when one is given

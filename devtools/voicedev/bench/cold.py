@@ -45,6 +45,7 @@ from voicedev.bench.report import Section, Table, measure_table
 from voicedev.bench.stats import Measure, format_ratio, format_value, median
 from voicedev.local_archiver import FakeMediaHost
 from voicedev.local_aws import EmbeddedAws, LocalResources
+from voicedev.relay_events import connect_event, disconnect_event, message_event, setup_frame
 from voicedev.template_resources import PROJECT_ROOT, load_template, resources_of_type
 from voicedev.twilio_signing import DEV_AUTH_TOKEN
 
@@ -71,6 +72,7 @@ _COMMON = (
 )
 _HTTP = (*_COMMON, "aws_lambda_powertools.event_handler", "twilio.request_validator")
 _TWIML = (*_HTTP, "twilio.twiml.voice_response")
+_RELAY_CONNECT = (*_COMMON, "twilio.request_validator")
 
 FUNCTIONS = (
     ColdFunction("connect", "ConnectFunction", ("secretsmanager", "ssm", "dynamodb"), _TWIML),
@@ -84,6 +86,11 @@ FUNCTIONS = (
         ("secretsmanager", "s3", "dynamodb"),
         (*_COMMON, "aws_lambda_powertools.utilities.batch"),
     ),
+    # The relay agent's WebSocket routes (docs/relay-agent.md): a signed handshake, a setup frame
+    # (no post to @connections), the close.
+    ColdFunction("relay_connect", "RelayConnectFunction", ("secretsmanager", "dynamodb"), _RELAY_CONNECT),
+    ColdFunction("relay_message", "RelayMessageFunction", ("ssm", "dynamodb"), _COMMON),
+    ColdFunction("relay_disconnect", "RelayDisconnectFunction", ("dynamodb",), _COMMON),
 )
 
 
@@ -288,6 +295,27 @@ class ColdStartBench:
         if answer != {"batchItemFailures": []}:
             raise ColdStartError(f"archiver: expected no failed message, got {json.dumps(answer)[:300]}")
         self._delete(message)
+        self._play_relay(first, call.identity.call_sid, call.session_id)
+
+    def _play_relay(
+        self, first: Callable[[str, Mapping[str, Any]], Any], call_sid: str, session_id: str
+    ) -> None:
+        """The relay routes for the call's session. Until EventsTable has DATA-MODEL.md's
+        `ItemKey` sort key, their storage fails and they answer so (503 / 500); the cold start is
+        the same code up to the first write."""
+        table = resources_of_type("AWS::DynamoDB::Table", self.template)["EventsTable"]
+        new_keys = any(key["AttributeName"] == "ItemKey" for key in table["KeySchema"])
+        answer = first("relay_connect", connect_event(session_id))
+        self._expect_status("relay_connect", answer, 200 if new_keys else 503)
+        answer = first("relay_message", message_event(setup_frame(call_sid=call_sid)))
+        self._expect_status("relay_message", answer, 200 if new_keys else 500)
+        self._expect_status(
+            "relay_disconnect", first("relay_disconnect", disconnect_event()), 200 if new_keys else 500
+        )
+
+    def _expect_status(self, name: str, answer: Any, status: int) -> None:
+        if not isinstance(answer, dict) or answer.get("statusCode") != status:
+            raise ColdStartError(f"{name}: expected status {status}, got {json.dumps(answer)[:300]}")
 
     def run(self) -> None:
         """The measured rounds: each function's run followed by its floor's."""

@@ -52,6 +52,7 @@ from voice_webhooks.flows.outcomes import (
     RelayOutcomes,
     SayOptions,
 )
+from voice_webhooks.relay.reconnect import reconnect_twiml
 from voice_webhooks.runtime.observability import MetricName, count, log_safe, logger, mask_phone, reduced
 from voice_webhooks.runtime.settings import CallSettings
 from voice_webhooks.storage.session_store import SessionStore, expires_at, utc_now
@@ -635,6 +636,10 @@ def answer_action(
         count(MetricName.CONFIG_UNAVAILABLE)
         logger.error("Flow configuration unavailable: using default outcomes", extra={"reason": str(exc)})
     flow_name, flow = resolve_flow(config, session, request.model.to)
+    # Relay WebSocket dropped mid-call: reconnect the caller (relay/reconnect.py; issue 11).
+    reconnect = reconnect_twiml(webhook, request.model, request.fingerprint, flow, session_id, settings)
+    if reconnect is not None:
+        return reconnect
 
     decision = decide(request, flow, session)
     # An out-of-sequence request is refused, not stored: it must not rewrite the session's history.

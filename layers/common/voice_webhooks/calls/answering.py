@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from voice_webhooks.callbacks.models import ConnectRequest
 from voice_webhooks.calls.sessions import mint_session_id
 from voice_webhooks.edge import routes
 from voice_webhooks.edge.public_urls import callback_url
 from voice_webhooks.errors import StorageError
-from voice_webhooks.flows.model import FlowConfig
+from voice_webhooks.flows.model import FlowConfig, RelayFlow
+from voice_webhooks.relay.settings import stack_relay_url
 from voice_webhooks.runtime.observability import MetricName, count, logger, mask_phone
 from voice_webhooks.runtime.settings import CallSettings
 from voice_webhooks.storage.session_store import SessionItem, SessionStore, expires_at, utc_now
@@ -34,7 +37,10 @@ def answer_call(
     flow = config.flows[flow_name]
     session_id = mint_session_id(call.call_sid)
     logger.append_keys(session_id=session_id)
-    twiml = render_connect(flow, callback_urls(base_url, session_id, settings.connection_overrides))
+    urls = callback_urls(base_url, session_id, settings.connection_overrides)
+    if isinstance(flow, RelayFlow) and flow.url is None:
+        urls = replace(urls, relay=stack_relay_url(session_id, attempt=1))
+    twiml = render_connect(flow, urls)
 
     now = utc_now()
     item = SessionItem(

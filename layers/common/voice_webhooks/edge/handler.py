@@ -111,3 +111,14 @@ def queue_handler(
         return dict(handle(event, context, load_settings(settings_model)))
 
     return instrumented(handler, settings_model)
+
+
+def websocket_handler(settings_model: type[S], handle: Callable[[dict[str, Any], S], Any]) -> Handler:
+    """`lambda_handler` for an API Gateway WebSocket route (the relay agent): the same stack, the
+    request id as correlation id, the function's settings checked now and handed to `handle`."""
+    load_settings(settings_model)
+
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
+        return dict(handle(event, load_settings(settings_model)))
+
+    return instrumented(handler, settings_model, correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -21,6 +21,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
 from pydantic.alias_generators import to_camel
 
+from voice_webhooks.flows.agent import AgentConfig, ReconnectConfig, agent_problems
 from voice_webhooks.flows.messages import (
     FLOW_KINDS,
     Loc,
@@ -242,7 +243,9 @@ class RelayFlow(ConnectAttributes):
     what: ClassVar[str] = "a relay flow (<ConversationRelay> attributes)"
 
     kind: Literal["relay"] = Field(**not_twiml("relay: <Connect><ConversationRelay> (AI voice agent)."))
-    url: WebSocketUrl = Field(description="Required. Your WebSocket server; must start with wss://.")
+    url: WebSocketUrl | None = Field(
+        None, description="Your WebSocket server (wss://). Unset: this stack's relay agent (`agent`)."
+    )
     welcome_greeting: NonEmpty | None = Field(None, description="Played to the caller once connected.")
     welcome_greeting_interruptible: InterruptMode | None = Field(
         None, description="none, dtmf, speech or any. Twilio default any."
@@ -314,10 +317,16 @@ class RelayFlow(ConnectAttributes):
             "(docs/action-routing.md)."
         ),
     )
+    agent: AgentConfig | None = Field(
+        None, **not_twiml("This stack's relay agent (no `url`): docs/relay-agent.md.")
+    )
+    reconnect: ReconnectConfig | None = Field(None, **not_twiml("Reconnects after a dropped WebSocket."))
 
     @model_validator(mode="after")
     def _language_rules(self) -> RelayFlow:
         problems = Problems(type(self).__name__)
+        for loc, message in agent_problems(self.agent, self.outcomes.targets):
+            problems.add(loc, message)
         self._multi_rules(problems)
         seen: dict[str, int] = {}
         for index, lang in enumerate(self.languages):
@@ -347,6 +356,8 @@ class RelayFlow(ConnectAttributes):
 
     def flow_warnings(self) -> list[tuple[Loc, str]]:
         found: list[tuple[Loc, str]] = []
+        if self.url and self.agent:
+            found.append((("agent",), "has no effect: url points at your own WebSocket server"))
         if self.conversation_id and self.conversation_configuration:
             found.append(
                 (

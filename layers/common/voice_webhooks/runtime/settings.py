@@ -122,6 +122,24 @@ class ActionSettings(CallSettings):
     """/voice/action."""
 
 
+class RelayConnectSettings(EventSettings):
+    """The relay WebSocket's $connect: verifies Twilio's handshake, records the connection."""
+
+
+class RelayMessageSettings(EventSettings):
+    """The relay WebSocket's $default: runs the agent of the session's flow."""
+
+    flow_config: RequiredStr = Field(
+        alias="FLOW_CONFIG", description="Call-flow document: a file path or ssm:/parameter-name."
+    )
+
+
+class RelayDisconnectSettings(FunctionSettings):
+    """The relay WebSocket's $disconnect: records the close."""
+
+    events_table_name: RequiredStr = Field(alias="EVENTS_TABLE_NAME")
+
+
 S = TypeVar("S", bound=FunctionSettings)
 
 

@@ -33,6 +33,8 @@ class CallbackUrls:
     action: str
     status: str
     recording: str
+    relay: str | None = None
+    """This stack's relay WebSocket URL for the session, used by a relay flow without `url`."""
 
 
 def _connect(response: VoiceResponse, flow: ConversationFlow | RelayFlow, urls: CallbackUrls) -> Connect:
@@ -60,7 +62,10 @@ def render_conversation(flow: ConversationFlow, urls: CallbackUrls) -> str:
 def render_relay(flow: RelayFlow, urls: CallbackUrls) -> str:
     """`<Response><Connect action method><ConversationRelay ...><Language/>...<Parameter/>...`."""
     response = VoiceResponse()
-    relay = _connect(response, flow, urls).conversation_relay(**flow.twiml_attributes())
+    attributes = flow.twiml_attributes()
+    if flow.url is None:
+        attributes["url"] = urls.relay
+    relay = _connect(response, flow, urls).conversation_relay(**attributes)
     for language in flow.languages:
         relay.language(**language.twiml_attributes())
     for name, value in flow.parameters.items():

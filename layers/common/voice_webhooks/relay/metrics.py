@@ -1,0 +1,21 @@
+"""Metric names of the relay agent (Powertools metrics, namespace of the Globals environment)."""
+
+
+class RelayMetric:
+    HANDSHAKE_ACCEPTED = "RelayHandshakeAccepted"
+    HANDSHAKE_REPLAYED = "RelayHandshakeReplayed"
+    FRAME_REJECTED = "RelayFrameRejected"
+    DUPLICATE_FRAME = "RelayDuplicateFrame"
+    UNKNOWN_CONNECTION = "RelayUnknownConnection"
+    SETUP_MISMATCH = "RelaySetupMismatch"
+    TURN_STORED = "RelayTurnStored"
+    TOKENS_SENT = "RelayTokensSent"
+    REPLY_INTERRUPTED = "RelayReplyInterrupted"
+    CONNECTION_GONE = "RelayConnectionGone"
+    POST_FAILED = "RelayPostFailed"
+    STORAGE_FAILED = "RelayStorageFailed"
+    AGENT_FAILED = "RelayAgentFailed"
+    HANDOFF_SENT = "RelayHandoffSent"
+    TWILIO_ERROR = "RelayTwilioError"
+    RECONNECT_ANSWERED = "RelayReconnectAnswered"
+    RECONNECTS_EXHAUSTED = "RelayReconnectsExhausted"

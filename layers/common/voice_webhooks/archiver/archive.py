@@ -10,8 +10,8 @@ moves it to the dead-letter queue after the redrive count)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -243,14 +243,9 @@ _FAILURES: Final[tuple[tuple[type[BaseException], str | None, str], ...]] = (
 )
 
 
-@contextmanager
-def _record_keys(keys: Mapping[str, Any]) -> Iterator[None]:
-    present = {name: value for name, value in keys.items() if value is not None}
-    logger.append_keys(**present)
-    try:
-        yield
-    finally:
-        logger.remove_keys(list(present))
+def _record_keys(keys: Mapping[str, Any]) -> AbstractContextManager[None]:
+    """Log keys for one message, removed when it is done (Powertools' scoped keys)."""
+    return logger.append_context_keys(**{name: value for name, value in keys.items() if value is not None})
 
 
 def archive_record(

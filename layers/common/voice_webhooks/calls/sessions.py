@@ -5,10 +5,8 @@ from __future__ import annotations
 import secrets
 
 from voice_webhooks.edge.public_urls import SESSION_PARAM
+from voice_webhooks.edge.request import MAX_SESSION_ID_BYTES
 from voice_webhooks.errors import MalformedRequest
-
-# Far above the ids minted here (51 characters), well below DynamoDB's 2048-byte key limit.
-MAX_SESSION_ID_BYTES = 256
 
 __all__ = ["SESSION_PARAM", "mint_session_id", "session_id_for_callback"]
 
@@ -20,7 +18,9 @@ def mint_session_id(call_sid: str) -> str:
 
 
 def session_id_for_callback(session_param: str | None, call_sid: str | None) -> str | None:
-    """The session a callback belongs to: our `session` query parameter; for URLs configured by
+    """(The routes read `WebhookRequest.callback_session_id()`, resolved once by the edge; this
+    stays for callbacks/status.py until the data-model work replaces it.) The session a callback
+    belongs to: our `session` query parameter; for URLs configured by
     hand without it, the CallSid (documented fallback). A `session` no id of ours can be is a 400:
     as a DynamoDB key it would fail every write (a 5xx, retried by Twilio to no end)."""
     if session_param and len(session_param.encode("utf-8")) > MAX_SESSION_ID_BYTES:

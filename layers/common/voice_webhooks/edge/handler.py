@@ -22,21 +22,25 @@ naming it, never a request.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from voice_webhooks.edge.request import WebhookRequest
-from voice_webhooks.edge.resolver import ANY_METHOD, current_webhook, webhook_app
 from voice_webhooks.runtime.observability import logger, metrics, tracer
 from voice_webhooks.runtime.settings import FunctionSettings, WebhookSettings, load_settings
+
+if TYPE_CHECKING:
+    # The resolver is imported by the webhook functions only: the archiver's cold start does not
+    # pay for Powertools' event handler.
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+    from voice_webhooks.edge.request import WebhookRequest
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 S = TypeVar("S", bound=FunctionSettings)
 W = TypeVar("W", bound=WebhookSettings)
-Route = Callable[[], Response[str]]
+Route = Callable[[], "Response[str]"]
 
 # Set on every handler made here: tests prove each function's handler comes from this module.
 EDGE_MARK = "__voice_webhooks_edge__"
@@ -73,6 +77,8 @@ class WebhookFunction(Generic[W]):
         callback_session: bool = False,
         token_outage_answer: Route | None = None,
     ) -> None:
+        from voice_webhooks.edge.resolver import webhook_app
+
         load_settings(settings_model)  # the cold-start check: raises ConfigurationError
         self.settings_model = settings_model
         self.app: APIGatewayHttpResolver = webhook_app(
@@ -84,6 +90,8 @@ class WebhookFunction(Generic[W]):
 
     def route(self, path: str) -> Callable[[Route], Route]:
         """Register the function's route for every method (the edge answers 405 for the others)."""
+        from voice_webhooks.edge.resolver import ANY_METHOD
+
         return self.app.route(path, method=ANY_METHOD)
 
     @property
@@ -94,6 +102,8 @@ class WebhookFunction(Generic[W]):
     @property
     def request(self) -> WebhookRequest:
         """The verified request of the current invocation."""
+        from voice_webhooks.edge.resolver import current_webhook
+
         return current_webhook(self.app)
 
     def remaining_ms(self) -> int:

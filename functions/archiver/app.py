@@ -9,8 +9,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from voice_webhooks.archiver.archive import ArchiveResult, RecordingArchiver, archive_record
+from voice_webhooks.runtime import snapstart
 from voice_webhooks.runtime.observability import logger, metrics, tracer
 from voice_webhooks.runtime.settings import get_settings
+
+snapstart.register()  # SnapStart's hooks, where the runtime has them (docs/deploy.md#snapstart)
 
 # A batch whose every message failed is still a partial answer (all ids listed), not a Lambda
 # error: message failures are counted by our metrics; the Errors alarm is kept for crashes.

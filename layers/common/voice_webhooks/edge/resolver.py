@@ -23,6 +23,7 @@ from voice_webhooks.errors import (
     UnsupportedMediaType,
     WebhookError,
 )
+from voice_webhooks.runtime import snapstart
 from voice_webhooks.runtime.observability import MetricName, count, logger
 from voice_webhooks.runtime.settings import get_settings
 
@@ -112,6 +113,7 @@ def webhook_app(*, token_outage_answer: Callable[[], Response[str]] | None = Non
     the security settings are broken, it answers that static response instead of a 503/500 (there
     is nowhere left for Twilio to fall back; docs/decisions/0002-fallback-answers-without-token.md).
     A signature that was checked and failed is still a 403."""
+    snapstart.register()  # SnapStart's hooks, where the runtime has them (docs/deploy.md#snapstart)
     # debug=False whatever POWERTOOLS_DEV says: debug mode prints whole events (phone numbers).
     app = APIGatewayHttpResolver(debug=False)
     app.use(middlewares=[_twilio_checks(token_outage_answer)])

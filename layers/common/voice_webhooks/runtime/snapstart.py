@@ -1,0 +1,132 @@
+"""Lambda SnapStart runtime hooks (docs/deploy.md#snapstart), registered once per process by
+`register()` when the runtime provides `snapshot_restore_py` (Lambda's Python runtimes do; tests and
+the local mode do not, and then nothing happens).
+
+Before the snapshot (once per published version, at deployment): the AWS clients this function
+uses are created and its first reads are made (auth token, flow configuration), so that botocore's
+models, endpoint rules and request serialisers, Powertools' providers and pydantic's validators are
+in the snapshot, not in the first request of every restored environment.
+
+After each restore: what must be unique or fresh is made again. `random` is reseeded (ids come
+from `secrets`/`uuid4`, which read the OS at each call, but a library's `random` must not repeat
+across environments restored from one snapshot); the cached token and configuration are
+forgotten, so a snapshot never serves a value older than its TTL (the first request reads them
+again); pooled connections are closed (they were opened before the snapshot, possibly days ago).
+
+Every hook failure is logged and swallowed: a snapshot without a warm cache is slower, never
+broken, and the request path reports a missing secret or parameter as it always does."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from voice_webhooks.runtime import aws_clients
+from voice_webhooks.runtime.observability import logger, metrics
+
+_registered = False
+
+
+def register() -> bool:
+    """Register the hooks (once); False when this runtime has no SnapStart hooks library."""
+    global _registered  # one registration per process
+    if _registered:
+        return True
+    try:
+        from snapshot_restore_py import (  # type: ignore[import-not-found, unused-ignore]
+            register_after_restore,
+            register_before_snapshot,
+        )
+    except ImportError:
+        return False
+    register_before_snapshot(before_snapshot)
+    register_after_restore(after_restore)
+    _registered = True
+    return True
+
+
+def _attempt(what: str, work: Callable[[], object]) -> None:
+    try:
+        work()
+    except Exception as exc:  # a hook must never fail the snapshot or the restore
+        logger.warning("SnapStart hook step skipped", extra={"step": what, "error_type": type(exc).__name__})
+
+
+def before_snapshot() -> None:
+    """Create this function's clients and make its first reads (from its environment)."""
+    aws_clients.session()
+    table = os.environ.get("EVENTS_TABLE_NAME")
+    if table and hasattr(aws_clients, "table"):
+        _attempt("dynamodb", lambda: aws_clients.table(table))
+    if os.environ.get("RECORDINGS_QUEUE_URL"):
+        _attempt("sqs", aws_clients.sqs)
+    if os.environ.get("RECORDINGS_BUCKET_NAME"):
+        _attempt("s3", aws_clients.s3)
+    try:
+        if os.environ.get("TWILIO_AUTH_TOKEN_SECRET"):
+            _attempt("auth token", _read_auth_tokens)
+        if os.environ.get("FLOW_CONFIG"):
+            _attempt("flow config", _read_flow_config)
+    finally:
+        # A read that failed here counted a metric: it belongs to no invocation.
+        metrics.clear_metrics()
+
+
+def _read_auth_tokens() -> object:
+    from voice_webhooks.edge.auth_tokens import load_auth_tokens
+    from voice_webhooks.runtime.settings import get_settings
+
+    return load_auth_tokens(get_settings())
+
+
+def _read_flow_config() -> object:
+    from voice_webhooks.flows.loader import load_flow_config
+    from voice_webhooks.runtime.settings import get_settings
+
+    return load_flow_config(get_settings())
+
+
+def after_restore() -> None:
+    """Make unique and fresh again what the snapshot holds."""
+    random.seed()  # from os.urandom
+    _attempt("cached parameters", forget_cached_parameters)
+    _attempt("connections", close_connections)
+
+
+def forget_cached_parameters() -> None:
+    """Forget every cached value of Powertools' providers (the token, the flow configuration),
+    keeping the providers and their clients (`parameters.clear_caches()` would drop those too)."""
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    for provider in list(DEFAULT_PROVIDERS.values()):
+        provider.clear_cache()
+
+
+def _known_clients() -> Iterator[Any]:
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    for provider in list(DEFAULT_PROVIDERS.values()):
+        client = getattr(provider, "client", None)
+        if client is not None:
+            yield client
+    for name in ("dynamodb", "sqs", "s3"):
+        factory = getattr(aws_clients, name, None)
+        info = getattr(factory, "cache_info", None)
+        if factory is None or info is None or info().currsize == 0:
+            continue  # never created: nothing to close (and nothing to create now)
+        made = factory()
+        yield getattr(getattr(made, "meta", None), "client", made)  # a resource's client, or the client
+
+
+def close_connections() -> int:
+    """Close the connection pools of the clients this process made; returns how many clients.
+    botocore opens new connections on the next request."""
+    closed = 0
+    for client in _known_clients():
+        session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+        if session is not None:
+            session.close()
+            closed += 1
+    return closed

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest

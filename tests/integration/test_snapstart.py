@@ -113,3 +113,69 @@ def test_a_missing_secret_at_snapshot_time_breaks_nothing(
     # and the request answers as it always does without a token: 503, counted once
     assert response["statusCode"] == 503
     assert emitted_metrics(capsys.readouterr().out).get("AuthTokenUnavailable") == 1
+
+
+# --- init-phase reads on an on-demand cold start ------------------------------------------------
+
+
+@pytest.fixture
+def on_demand(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+    monkeypatch.setattr(snapstart, "_prefetch", None)
+
+
+@pytest.fixture
+def flows_in_ssm(aws: Any) -> None:
+    import boto3
+
+    from tests.conftest import EXAMPLE_FLOWS
+
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/twilio-voice-webhooks/flows", Value=EXAMPLE_FLOWS.read_text(encoding="utf-8"), Type="String"
+    )
+    aws.env(FLOW_CONFIG="ssm:/twilio-voice-webhooks/flows")
+
+
+def test_an_on_demand_cold_start_reads_token_and_config_during_init(
+    aws: Any, flows_in_ssm: None, on_demand: None, invoke: Invoke, aws_calls: Calls
+) -> None:
+    # When the init phase starts its reads, and the first request comes
+    assert snapstart.prefetch() is True
+    snapstart.settle()
+    assert {("secretsmanager", "GetSecretValue"), ("ssm", "GetParameter")} <= set(aws_calls)
+    aws_calls.clear()
+    response = invoke("connect", connect_event())
+    # Then the request finds both cached and only writes its session
+    assert response["statusCode"] == 200
+    assert aws_calls == [("dynamodb", "PutItem")]
+
+
+def test_no_init_reads_outside_an_on_demand_cold_start(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a process Lambda did not start on demand (tests, the local mode, a SnapStart snapshot)
+    monkeypatch.setattr(snapstart, "_prefetch", None)
+    for kind in (None, "snap-start"):
+        if kind:
+            monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", kind)
+        # Then nothing is read at init
+        assert snapstart.prefetch() is False
+
+
+def test_a_failed_init_read_is_reported_once_by_the_request(
+    aws: Any,
+    on_demand: None,
+    invoke: Invoke,
+    aws_calls: Calls,
+    capsys: pytest.CaptureFixture[str],
+    log_output: Any,
+) -> None:
+    # Given the secret is gone when the init phase reads it
+    aws.secrets.delete_secret(SecretId=aws.secret_arn, ForceDeleteWithoutRecovery=True)
+    snapstart.prefetch()
+    snapstart.settle()
+    assert log_output.getvalue() == ""  # nothing said at init
+    # When the first request comes
+    response = invoke("connect", connect_event())
+    # Then it reads again and answers as it always does: 503, logged and counted once
+    assert response["statusCode"] == 503
+    assert emitted_metrics(capsys.readouterr().out).get("AuthTokenUnavailable") == 1
+    assert log_output.getvalue().count("Twilio auth token unavailable") == 1

@@ -55,6 +55,9 @@ def restore(spec: dict[str, Any], marks: dict[str, float]) -> Any:
     """What SnapStart leaves to a restored environment: the module was imported and the
     before-snapshot hook ran (at deployment, untimed); timed from there: the after-restore hook,
     the first request, then the same request again as a warm one (a retry, as Twilio sends it)."""
+    import os
+
+    os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"  # what Lambda sets for a snapshot
     module_spec = importlib.util.spec_from_file_location("app", spec["app"])
     assert module_spec is not None
     assert module_spec.loader is not None

@@ -52,6 +52,7 @@ def _twilio_checks(outage_answer: Callable[[], Response[str]] | None) -> Callabl
         (500), auth token (503), URL, signature (403), repeated names (400), account (403). No
         table, queue or flow configuration is read before the last check passed."""
         request = read_webhook(app.current_event)
+        snapstart.settle()  # the init-phase reads of the token and flow config, if still running
         try:
             settings = get_settings()
             if not settings.allowed_account_sids:
@@ -114,6 +115,7 @@ def webhook_app(*, token_outage_answer: Callable[[], Response[str]] | None = Non
     is nowhere left for Twilio to fall back; docs/decisions/0002-fallback-answers-without-token.md).
     A signature that was checked and failed is still a 403."""
     snapstart.register()  # SnapStart's hooks, where the runtime has them (docs/deploy.md#snapstart)
+    snapstart.prefetch()  # on-demand cold start: token and flow config read during init, side by side
     # debug=False whatever POWERTOOLS_DEV says: debug mode prints whole events (phone numbers).
     app = APIGatewayHttpResolver(debug=False)
     app.use(middlewares=[_twilio_checks(token_outage_answer)])

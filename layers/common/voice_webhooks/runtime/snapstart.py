@@ -18,8 +18,10 @@ broken, and the request path reports a missing secret or parameter as it always 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -45,6 +47,80 @@ def register() -> bool:
     register_after_restore(after_restore)
     _registered = True
     return True
+
+
+_prefetch: threading.Thread | None = None
+PREFETCH_WAIT_S = 1.0
+"""How long a first request waits for the init-phase reads before making its own: they take tens
+of milliseconds; a dependency that hangs costs the request this much more than before (well inside
+Lambda's 10 s and Twilio's 15 s)."""
+
+
+def prefetch() -> bool:
+    """On an on-demand cold start, read the auth token and the flow configuration during the init
+    phase, side by side in two threads (each is a network round trip, on Lambda a TLS handshake to
+    its own endpoint); the first request then finds them cached (`settle()` waits for them).
+
+    Errors are left to the request: a failed read here is dropped without a log or a metric, and
+    the request reads again and answers as it always does. Nothing is read where Lambda did not say
+    `on-demand` (tests, the local mode; SnapStart, whose hooks do it before the snapshot)."""
+    global _prefetch
+    if _prefetch is not None or os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != "on-demand":
+        return False
+    try:
+        reads = _prefetch_reads()
+    except Exception:  # missing settings, a provider that changed: the request will say
+        return False
+    if not reads:
+        return False
+
+    def run() -> None:
+        workers = [threading.Thread(target=_quietly, args=(read,), daemon=True) for read in reads[1:]]
+        for worker in workers:
+            worker.start()
+        _quietly(reads[0])
+        for worker in workers:
+            worker.join(PREFETCH_WAIT_S)
+
+    _prefetch = threading.Thread(target=run, name="init-prefetch", daemon=True)
+    _prefetch.start()
+    return True
+
+
+def settle() -> None:
+    """Wait (a bounded time) for the init-phase reads, so the first request does not repeat them."""
+    thread = _prefetch
+    if thread is not None and thread.is_alive():
+        thread.join(PREFETCH_WAIT_S)
+
+
+def _quietly(read: Callable[[], object]) -> None:
+    # Deferred: the request reads again, and logs and counts the failure as it always does.
+    with contextlib.suppress(Exception):
+        read()
+
+
+def _prefetch_reads() -> list[Callable[[], object]]:
+    """The provider reads the request path makes, with their clients created here, in the main
+    thread (creating clients from one boto3 session is not thread-safe; using them is)."""
+    from voice_webhooks.edge import auth_tokens
+    from voice_webhooks.flows import loader
+    from voice_webhooks.runtime.settings import get_settings
+
+    settings = get_settings()
+    max_age = settings.cache_max_age_seconds
+    reads: list[Callable[[], object]] = []
+    aws_clients.session()
+    if settings.auth_token_secret:
+        secrets = auth_tokens._secrets_provider()
+        secret_id = settings.auth_token_secret
+        reads.append(lambda: secrets.get(secret_id, max_age=max_age))
+    source = settings.flow_config or ""
+    if source.startswith(loader.SSM_PREFIX):
+        ssm = loader._ssm_provider()
+        name = source.removeprefix(loader.SSM_PREFIX)
+        reads.append(lambda: ssm.get(name, max_age=max_age, decrypt=True))
+    return reads
 
 
 def _attempt(what: str, work: Callable[[], object]) -> None:

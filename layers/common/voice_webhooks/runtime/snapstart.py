@@ -10,8 +10,9 @@ in the snapshot, not in the first request of every restored environment.
 After each restore: what must be unique or fresh is made again. `random` is reseeded (ids come
 from `secrets`/`uuid4`, which read the OS at each call, but a library's `random` must not repeat
 across environments restored from one snapshot); the cached token and configuration are
-forgotten, so a snapshot never serves a value older than its TTL (the first request reads them
-again); pooled connections are closed (they were opened before the snapshot, possibly days ago).
+forgotten, so a snapshot never serves a value older than its TTL; pooled connections are closed
+(they were opened before the snapshot, possibly days ago); then the token and configuration are
+read again in two threads, which the first request waits for (`settle()`).
 
 Every hook failure is logged and swallowed: a snapshot without a warm cache is slower, never
 broken, and the request path reports a missing secret or parameter as it always does."""
@@ -56,16 +57,19 @@ of milliseconds; a dependency that hangs costs the request this much more than b
 Lambda's 10 s and Twilio's 15 s)."""
 
 
-def prefetch() -> bool:
+def prefetch(*, restored: bool = False) -> bool:
     """On an on-demand cold start, read the auth token and the flow configuration during the init
     phase, side by side in two threads (each is a network round trip, on Lambda a TLS handshake to
     its own endpoint); the first request then finds them cached (`settle()` waits for them).
 
     Errors are left to the request: a failed read here is dropped without a log or a metric, and
     the request reads again and answers as it always does. Nothing is read where Lambda did not say
-    `on-demand` (tests, the local mode; SnapStart, whose hooks do it before the snapshot)."""
+    `on-demand` (tests, the local mode; SnapStart, whose hooks do it before the snapshot), except
+    `restored`: after a SnapStart restore, the same reads start again from the after-restore hook."""
     global _prefetch
-    if _prefetch is not None or os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != "on-demand":
+    if not restored and (
+        _prefetch is not None or os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != "on-demand"
+    ):
         return False
     try:
         reads = _prefetch_reads()
@@ -169,6 +173,8 @@ def after_restore() -> None:
     random.seed()  # from os.urandom
     _attempt("cached parameters", forget_cached_parameters)
     _attempt("connections", close_connections)
+    # Read them again now, side by side, rather than one after the other in the first request.
+    _attempt("reads", lambda: prefetch(restored=True))
 
 
 def forget_cached_parameters() -> None:

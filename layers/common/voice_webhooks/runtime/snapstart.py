@@ -108,7 +108,6 @@ def _prefetch_reads() -> list[Callable[[], object]]:
     """The provider reads the request path makes, with their clients created here, in the main
     thread (creating clients from one boto3 session is not thread-safe; using them is)."""
     from voice_webhooks.edge import auth_tokens
-    from voice_webhooks.flows import loader
     from voice_webhooks.runtime.settings import get_settings
 
     settings = get_settings()
@@ -120,7 +119,10 @@ def _prefetch_reads() -> list[Callable[[], object]]:
         secret_id = settings.auth_token_secret
         reads.append(lambda: secrets.get(secret_id, max_age=max_age))
     source = settings.flow_config or ""
-    if source.startswith(loader.SSM_PREFIX):
+    if source.startswith("ssm:"):
+        # Imported only here: the functions without a flow configuration never build its models.
+        from voice_webhooks.flows import loader
+
         ssm = loader._ssm_provider()
         name = source.removeprefix(loader.SSM_PREFIX)
         reads.append(lambda: ssm.get(name, max_age=max_age, decrypt=True))

@@ -51,7 +51,10 @@ from voicedev.template_resources import PROJECT_ROOT, load_template, resources_o
 from voicedev.twilio_signing import DEV_AUTH_TOKEN
 
 CHILD = Path(__file__).with_name("cold_child.py")
-GOAL = 1.3
+GOAL = 1.4
+# Issue 14: connect and action build the flow configuration's models and read two services before
+# their first answer; the other functions, one or two.
+GOALS = {"connect": 1.6, "action": 1.6}
 
 
 @dataclass(frozen=True)
@@ -421,7 +424,7 @@ def measures(bench: ColdStartBench) -> list[Measure]:
                 name=function.name,
                 samples=tuple(run.total_ms for run in samples["function"]),
                 floor_samples=tuple(run.total_ms for run in samples["floor"]),
-                goal=GOAL,
+                goal=GOALS.get(function.name, GOAL),
             )
         )
     return result

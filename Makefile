@@ -111,10 +111,13 @@ build: $(SAM_DEPS) ## sam build for arm64 (needs python3.13 on PATH, or SAM_BUIL
 	  exit 1; \
 	fi
 	$(SAM) build --template template.yaml $(SAM_BUILD_FLAGS)
+	@# What no function imports (twilio's REST client and its HTTP stack, botocore's models of the
+	@# AWS services never called) stays out of the layer: the lists are in the script.
+	$(PYTHON) devtools/voicedev/layer_trim.py .aws-sam/build/CommonLayer/python --report .aws-sam/layer-trim.json
 	@# Lambda's /opt is read-only: an uncompiled layer is compiled from source at every cold start
 	@# (300+ ms here, docs/benchmarks.md). unchecked-hash: the .pyc stay valid in the zip.
 	@if python3.13 -c '' >/dev/null 2>&1; then \
-	  python3.13 -m compileall -q -j 0 --invalidation-mode unchecked-hash -x 'twilio/rest' .aws-sam/build/CommonLayer/python \
+	  python3.13 -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build/CommonLayer/python \
 	    && echo "compiled the layer to .pyc (python3.13)"; \
 	else echo "python3.13 not on PATH: the layer is not precompiled (slower cold starts)" >&2; fi
 	@du -sh .aws-sam/build/*/ | sed 's|.aws-sam/build/||'

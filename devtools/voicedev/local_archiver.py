@@ -427,7 +427,8 @@ def archiver_mapping(template: Mapping[str, Any]) -> tuple[str, dict[str, Any], 
     functions = resources_of_type("AWS::Serverless::Function", dict(template))
     for mapping in resources_of_type("AWS::Lambda::EventSourceMapping", dict(template)).values():
         if mapping.get("EventSourceArn") == queue_arn:
-            name = mapping["FunctionName"]["Ref"]
+            # `!Ref Function.Alias`: the function's `live` alias (AutoPublishAlias), named by its function.
+            name = str(mapping["FunctionName"]["Ref"]).removesuffix(".Alias")
             return name, functions[name], mapping
     raise LookupError("template.yaml has no event source mapping on RecordingsQueue")
 

@@ -11,6 +11,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from voice_webhooks.archiver.archive import ArchiveResult, RecordingArchiver, archive_record
 from voice_webhooks.archiver.settings import ArchiverSettings
 from voice_webhooks.edge.handler import queue_handler
+from voice_webhooks.runtime import snapstart
+
+snapstart.register()  # SnapStart's hooks, where the runtime has them (docs/deploy.md#snapstart)
 
 # A batch whose every message failed is still a partial answer (all ids listed), not a Lambda
 # error: message failures are counted by our metrics; the Errors alarm is kept for crashes.

@@ -104,7 +104,33 @@ def test_each_function_is_set_against_its_floor_with_the_goal_and_against_the_li
     reference = {measure.name: measure for measure in library_measures(bench)}  # type: ignore[arg-type]
 
     assert found["connect"].ratio == pytest.approx(2.0)
-    assert found["connect"].goal == 1.3
+    # issue 14's goals: 1.6x for connect and action, 1.4x for the others
+    assert (found["connect"].goal, found["action"].goal, found["status"].goal) == (1.6, 1.6, 1.4)
     assert found["connect"].met is False
     assert reference["connect"].ratio == pytest.approx(300 / 240)
     assert reference["connect"].met is None
+
+
+def test_the_variant_tables_compare_with_loopback_and_with_a_warm_request() -> None:
+    from voicedev.bench.cold import variant_tables
+
+    # Given made-up runs: loopback 100 ms, network-aware 160 ms with 3 connections, and a restore
+    # whose first request took 30 ms against a warm 5 ms
+    samples = {f.name: {"function": [ChildRun(60, 40, 100)], "floor": [], "libraries": []} for f in FUNCTIONS}
+    networked = {f.name: [ChildRun(80, 80, 160, connections=3, requests=4)] for f in FUNCTIONS}
+    restored = {f.name: [ChildRun(1, 29, 30, warm_ms=5)] for f in FUNCTIONS}
+    bench = SimpleNamespace(samples=samples, networked=networked, restored=restored)
+
+    network, restore = variant_tables(bench)  # type: ignore[arg-type]
+
+    assert network.rows[0] == ("connect", "160 ms", "80.0 ms", "100 ms", "60.0 ms", "3", "4", "1")
+    assert restore.rows[0][0] == "connect"
+    assert restore.rows[0][3:6] == ("30.0 ms", "5.00 ms", "6.00x")
+
+
+def test_no_variant_tables_when_the_variants_did_not_run() -> None:
+    from voicedev.bench.cold import variant_tables
+
+    empty = {f.name: [] for f in FUNCTIONS}
+    samples = {f.name: {"function": [], "floor": [], "libraries": []} for f in FUNCTIONS}
+    assert variant_tables(SimpleNamespace(samples=samples, networked=empty, restored=empty)) == []  # type: ignore[arg-type]

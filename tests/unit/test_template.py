@@ -193,7 +193,7 @@ def queue_consumers(queue: str) -> list[str]:
         if event["Type"] == "SQS" and event["Properties"]["Queue"] == arn
     ]
     consumers += [
-        mapping["FunctionName"]["Ref"]
+        mapping["FunctionName"]["Ref"].removesuffix(".Alias")
         for mapping in resources_of_type("AWS::Lambda::EventSourceMapping").values()
         if mapping["EventSourceArn"] == arn
     ]
@@ -218,7 +218,7 @@ def test_the_archiver_reports_partial_batch_failures() -> None:
 
     # Then a failed message is retried alone, batches are small enough for the timeout, and the
     # number of parallel downloads is bounded
-    assert mapping["FunctionName"] == {"Ref": "RecordingArchiverFunction"}
+    assert mapping["FunctionName"] == {"Ref": "RecordingArchiverFunction.Alias"}
     archiver = FUNCTIONS["RecordingArchiverFunction"]
     app = PROJECT_ROOT / archiver["CodeUri"] / "app.py"
     assert archiver["Handler"] == "app.lambda_handler"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from voicedev.bench import cold, relay, size, throughput, warm
+from voicedev.bench import cold, netdelay, relay, size, throughput, warm
 from voicedev.bench.machine import Machine, load_average
 from voicedev.bench.report import DOC, Report, Section, Table, write_doc
 from voicedev.bench.stats import Measure, format_ratio
@@ -31,6 +31,8 @@ class Plan:
     calls: int
     concurrency: int
     relay_prompts: int = 200
+    variant_rounds: int = 3
+    """Typical calls for each cold-start variant (network-aware, after a SnapStart restore)."""
 
 
 FULL = Plan(cold_runs=7, cold_warmup_rounds=1, warm_requests=1000, warm_warmup=50, calls=500, concurrency=16)
@@ -42,6 +44,7 @@ QUICK = Plan(
     calls=40,
     concurrency=16,
     relay_prompts=20,
+    variant_rounds=1,
 )
 
 
@@ -51,6 +54,18 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument("--write", action="store_true", help=f"replace the generated section of {DOC.name}")
     result.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
+    )
+    result.add_argument(
+        "--handshake-ms",
+        type=float,
+        default=netdelay.HANDSHAKE_MS,
+        help="network-aware cold start: delay of each new connection to AWS (default %(default)g)",
+    )
+    result.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=netdelay.RTT_MS,
+        help="network-aware cold start: round trip of each AWS request (default %(default)g)",
     )
     result.add_argument(
         "--no-profile",
@@ -80,12 +95,13 @@ def goals_table(measures: Sequence[tuple[str, Measure]]) -> Table:
 
 
 def cold_section(
-    plan: Plan, profile: bool, profile_dir: Path, imported: set[str]
+    plan: Plan, profile: bool, profile_dir: Path, imported: set[str], network: tuple[float, float]
 ) -> tuple[Section, list[Measure]]:
     with cold.ColdStartBench(
         runs=plan.cold_runs, warmup_rounds=plan.cold_warmup_rounds, progress=_progress
     ) as bench:
         bench.run()
+        bench.run_variants(plan.variant_rounds, *network)
         bench.analyse()
         found = cold.measures(bench)
         for entries in bench.imports.values():
@@ -151,7 +167,9 @@ def run(argv: Sequence[str] | None = None, emit: Callable[[str], None] = print, 
         profile_dir = Path(scratch)
 
         def cold_work() -> Section:
-            section, found = cold_section(plan, not args.no_profile, profile_dir, imported)
+            section, found = cold_section(
+                plan, not args.no_profile, profile_dir, imported, (args.handshake_ms, args.rtt_ms)
+            )
             goals.extend(("cold start", measure) for measure in found)
             return section
 

@@ -28,9 +28,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from voicedev.bench.calls import TypicalCall, answer_body, archiver_event
 from voicedev.bench.environment import REGION, XRayDaemon, function_environment, lambda_environment
+from voicedev.bench.netdelay import DelayProxy
 from voicedev.bench.profiling import (
     IMPORT_GROUPS,
     OTHER,
@@ -50,7 +52,10 @@ from voicedev.template_resources import PROJECT_ROOT, load_template, resources_o
 from voicedev.twilio_signing import DEV_AUTH_TOKEN
 
 CHILD = Path(__file__).with_name("cold_child.py")
-GOAL = 1.3
+GOAL = 1.4
+# Issue 14: connect and action build the flow configuration's models and read two services before
+# their first answer; the other functions, one or two.
+GOALS = {"connect": 1.6, "action": 1.6}
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,11 @@ class ChildRun:
     answer: Any = None
     clients: list[str] = field(default_factory=list)
     compile_ms: dict[str, float] = field(default_factory=dict)
+    warm_ms: float = 0.0
+    """`restore` mode: the same request served again, warm."""
+    connections: int = 0
+    requests: int = 0
+    """Network-aware runs: connections opened and requests answered through the delay proxy."""
 
 
 @dataclass
@@ -132,6 +142,10 @@ class ColdStartBench:
         self.compile_ms: dict[str, dict[str, float]] = {}
         self.profile_dir = self.workdir
         self._counter = 0
+        self.restored: dict[str, list[ChildRun]] = {f.name: [] for f in FUNCTIONS}
+        self.networked: dict[str, list[ChildRun]] = {f.name: [] for f in FUNCTIONS}
+        self.network_delays: tuple[float, float] | None = None
+        """(handshake, round trip) in ms of the network-aware runs, once they ran."""
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -193,6 +207,7 @@ class ColdStartBench:
         extra_args: tuple[str, ...] = (),
         profile: Path | None = None,
         compile_cost: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> tuple[ChildRun, str]:
         """Run one fresh interpreter; returns what it measured and its stderr."""
         self._counter += 1
@@ -215,7 +230,7 @@ class ColdStartBench:
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         completed = subprocess.run(  # noqa: S603 - this interpreter, our own script
             [self.python, *extra_args, str(CHILD), str(spec_path), str(result_path)],
-            env=self.environment(function),
+            env={**self.environment(function), **(env or {})},
             capture_output=True,
             text=True,
             timeout=120,
@@ -234,6 +249,7 @@ class ColdStartBench:
             result.get("answer"),
             result.get("clients", []),
             result.get("compile_ms", {}),
+            result.get("warm_ms", 0.0),
         )
         if mode == "function" and sorted(run.clients) != sorted(function.clients):
             problem = (
@@ -335,6 +351,36 @@ class ColdStartBench:
 
             self.play_call(serve)
 
+    def run_variants(self, rounds: int, handshake_ms: float, rtt_ms: float) -> None:
+        """The network-aware runs (AWS behind the delay proxy) and the SnapStart restore runs
+        (loopback), `rounds` typical calls each; not interleaved with the main rounds."""
+        assert self.resources is not None
+        upstream = urlsplit(self.resources.endpoint_url)
+        proxy = DelayProxy((upstream.hostname or "127.0.0.1", upstream.port or 80), handshake_ms, rtt_ms)
+        self.network_delays = (handshake_ms, rtt_ms)
+        with proxy:
+            for index in range(rounds):
+                self.progress(f"cold start: network-aware round {index + 1}/{rounds}")
+
+                def networked(function: ColdFunction, event: Mapping[str, Any]) -> Any:
+                    before = proxy.stats.snapshot()
+                    run, _ = self.child(function, "function", event, env={"AWS_ENDPOINT_URL": proxy.url})
+                    after = proxy.stats.snapshot()
+                    run.connections, run.requests = after[0] - before[0], after[1] - before[1]
+                    self.networked[function.name].append(run)
+                    return run.answer
+
+                self.play_call(networked)
+        for index in range(rounds):
+            self.progress(f"cold start: after a SnapStart restore, round {index + 1}/{rounds}")
+
+            def restored(function: ColdFunction, event: Mapping[str, Any]) -> Any:
+                run, _ = self.child(function, "restore", event)
+                self.restored[function.name].append(run)
+                return run.answer
+
+            self.play_call(restored)
+
     def analyse(self, calls: int = 3) -> None:
         """More calls, each function under `-X importtime` (the median of `calls` runs per module,
         one run being too noisy on a busy machine), then its compile-from-source cost."""
@@ -406,7 +452,7 @@ def measures(bench: ColdStartBench) -> list[Measure]:
                 name=function.name,
                 samples=tuple(run.total_ms for run in samples["function"]),
                 floor_samples=tuple(run.total_ms for run in samples["floor"]),
-                goal=GOAL,
+                goal=GOALS.get(function.name, GOAL),
             )
         )
     return result
@@ -425,6 +471,84 @@ def library_measures(bench: ColdStartBench) -> list[Measure]:
         )
         for function in FUNCTIONS
     ]
+
+
+def variant_tables(bench: ColdStartBench) -> list[Table]:
+    """The network-aware and after-restore figures, when they ran."""
+    tables = []
+    loopback = {f.name: median([r.total_ms for r in bench.samples[f.name]["function"]]) for f in FUNCTIONS}
+    rows = []
+    for function in FUNCTIONS:
+        runs = bench.networked[function.name]
+        if not runs or not bench.samples[function.name]["function"]:
+            continue
+        total = median([run.total_ms for run in runs])
+        rows.append(
+            (
+                function.name,
+                format_value(total, "ms"),
+                format_value(median([run.first_ms for run in runs]), "ms"),
+                format_value(loopback[function.name], "ms"),
+                format_value(total - loopback[function.name], "ms"),
+                f"{median([run.connections for run in runs]):g}",
+                f"{median([run.requests for run in runs]):g}",
+                str(len(runs)),
+            )
+        )
+    if rows:
+        tables.append(
+            Table(
+                (
+                    "function (network-aware)",
+                    "median",
+                    "first request",
+                    "loopback median",
+                    "added",
+                    "connections",
+                    "requests",
+                    "runs",
+                ),
+                tuple(rows),
+            )
+        )
+    rows = []
+    for function in FUNCTIONS:
+        runs = bench.restored[function.name]
+        if not runs:
+            continue
+        restored = median([run.total_ms for run in runs])
+        warm = median([run.warm_ms for run in runs])
+        rows.append(
+            (
+                function.name,
+                format_value(median([run.init_ms for run in runs]), "ms"),
+                format_value(median([run.first_ms for run in runs]), "ms"),
+                format_value(restored, "ms"),
+                format_value(warm, "ms"),
+                format_ratio(restored / warm if warm else float("nan")),
+                format_value(loopback[function.name], "ms")
+                if bench.samples[function.name]["function"]
+                else "-",
+                str(len(runs)),
+            )
+        )
+    if rows:
+        tables.append(
+            Table(
+                (
+                    "function (after a SnapStart restore)",
+                    "after-restore hook",
+                    "first request",
+                    "restore to answer",
+                    "warm request",
+                    "restored / warm",
+                    "cold start (no SnapStart)",
+                    "runs",
+                ),
+                tuple(rows),
+            )
+        )
+    return tables
 
 
 def section(bench: ColdStartBench, profiles: Mapping[str, Path] | None = None) -> Section:
@@ -524,6 +648,18 @@ def section(bench: ColdStartBench, profiles: Mapping[str, Path] | None = None) -
             "compiling every non-standard-library module the function imported.",
         ],
     )
+    section.tables.extend(variant_tables(bench))
+    if bench.network_delays is not None:
+        handshake, rtt = bench.network_delays
+        section.notes.append(
+            f"Network-aware: the same cold start with every AWS request through a loopback proxy that delays "
+            f"each new connection {handshake:g} ms (a handshake) and each answer {rtt:g} ms (a round trip), "
+            "an "
+            "approximation of one AWS region (voicedev/bench/netdelay.py); `added` is against the loopback "
+            "median above. After a SnapStart restore: the module imported and the before-snapshot hook run "
+            "untimed (Lambda does it once per version, at deployment), then the after-restore hook and the "
+            "first request, against the same request served again in the same process (warm, over loopback)."
+        )
     for name, path in (profiles or {}).items():
         section.blocks.append(
             (

@@ -7,6 +7,8 @@ SPEC `mode`:
   with `lambda_handler` once.
 - `floor`: import boto3 and create the `clients` the function uses (one default session).
 - `libraries`: the floor, plus the libraries the handlers run on (`libraries`), imported and set up.
+- `restore`: `function` as SnapStart runs it: import and the before-snapshot hook untimed, then the
+  after-restore hook and the first request timed, then the same request once more (warm).
 
 Only the standard library is imported before the clock starts, the same in both modes; the event
 is read from the spec first (Lambda's runtime does that, not the function). With `profile`, the
@@ -47,6 +49,32 @@ def serve(spec: dict[str, Any], marks: dict[str, float]) -> Any:
     module_spec.loader.exec_module(module)
     marks["imported"] = time.perf_counter()
     return module.lambda_handler(spec["event"], Context(spec))
+
+
+def restore(spec: dict[str, Any], marks: dict[str, float]) -> Any:
+    """What SnapStart leaves to a restored environment: the module was imported and the
+    before-snapshot hook ran (at deployment, untimed); timed from there: the after-restore hook,
+    the first request, then the same request again as a warm one (a retry, as Twilio sends it)."""
+    import os
+
+    os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"  # what Lambda sets for a snapshot
+    module_spec = importlib.util.spec_from_file_location("app", spec["app"])
+    assert module_spec is not None
+    assert module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules["app"] = module
+    module_spec.loader.exec_module(module)
+    from voice_webhooks.runtime import snapstart
+
+    snapstart.before_snapshot()
+    marks["restore_start"] = time.perf_counter()
+    snapstart.after_restore()
+    marks["imported"] = time.perf_counter()
+    answer = module.lambda_handler(spec["event"], Context(spec))
+    marks["first_done"] = time.perf_counter()
+    module.lambda_handler(spec["event"], Context(spec))
+    marks["warm_done"] = time.perf_counter()
+    return answer
 
 
 def floor(spec: dict[str, Any], marks: dict[str, float]) -> Any:
@@ -122,7 +150,7 @@ def main() -> int:
     spec_path, result_path = sys.argv[1], sys.argv[2]
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
-    work = {"function": serve, "floor": floor, "libraries": libraries}[spec["mode"]]
+    work = {"function": serve, "floor": floor, "libraries": libraries, "restore": restore}[spec["mode"]]
     profiler = None
     if spec.get("profile"):
         import cProfile
@@ -143,6 +171,14 @@ def main() -> int:
         "first_ms": (finished - marks["imported"]) * 1000,
         "total_ms": (finished - started) * 1000,
     }
+    if spec["mode"] == "restore":
+        result = {
+            "init_ms": (marks["imported"] - marks["restore_start"]) * 1000,
+            "first_ms": (marks["first_done"] - marks["imported"]) * 1000,
+            "total_ms": (marks["first_done"] - marks["restore_start"]) * 1000,
+            "warm_ms": (marks["warm_done"] - marks["first_done"]) * 1000,
+            "answer": answer,
+        }
     if spec["mode"] == "function":
         result["answer"] = answer
         result["clients"] = clients_created()

@@ -95,6 +95,7 @@ def lambda_environment(
             "AWS_LAMBDA_FUNCTION_NAME": function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": "2026/01/01/[$LATEST]bench",
             "AWS_LAMBDA_LOG_FORMAT": "JSON",

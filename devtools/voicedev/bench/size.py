@@ -9,6 +9,7 @@ tree's); otherwise `make build` runs first."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import zipfile
@@ -293,6 +294,25 @@ def measure_build(
     return report
 
 
+TRIM_REPORT = BUILD_DIR.parent / "layer-trim.json"
+
+
+def _trim_note(path: Path = TRIM_REPORT) -> str | None:
+    """What `make build`'s layer trim (voicedev.layer_trim) left out, when it wrote its report."""
+    try:
+        trim = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    left_out = ", ".join(
+        f"{reason} {format_bytes(size)}" for reason, size in sorted(trim["by_reason"].items())
+    )
+    return (
+        f"Trimmed by `make build` (devtools/voicedev/layer_trim.py, before `.pyc` compilation): "
+        f"{trim['files_before']} -> {trim['files_after']} files, {format_bytes(trim['bytes_before'])} -> "
+        f"{format_bytes(trim['bytes_after'])} unzipped; left out: {left_out}."
+    )
+
+
 def section(report: SizeReport, top: int = 12) -> Section:
     layer = report.artifacts[0]
     functions = report.artifacts[1:]
@@ -330,6 +350,9 @@ def section(report: SizeReport, top: int = 12) -> Section:
         f"{format_bytes(rt_unzipped)} unzipped, {format_bytes(rt_zipped)} zipped, if excluded from the layer "
         "altogether.",
     ]
+    trimmed = _trim_note()
+    if trimmed:
+        notes.append(trimmed)
     if report.never_imported is not None:
         unzipped, zipped, names = report.never_imported
         notes.append(

@@ -22,6 +22,7 @@ from voice_webhooks.errors import (
     UnsupportedMediaType,
     WebhookError,
 )
+from voice_webhooks.runtime import snapstart
 from voice_webhooks.runtime.observability import MetricName, count, logger
 from voice_webhooks.runtime.settings import WebhookSettings, load_settings
 
@@ -56,6 +57,7 @@ def _twilio_checks(
         cold start (`edge.handler`); here they come from the cache."""
         settings = load_settings(settings_model)
         request = read_webhook(app.current_event, settings.public_base_url)
+        snapstart.settle()  # the init-phase reads of the token and flow config, if still running
         try:
             tokens = load_auth_tokens(settings.auth_token_secret, settings.cache_max_age_seconds)
         except DependencyUnavailable as problem:
@@ -130,6 +132,8 @@ def webhook_app(
     answers that static response instead of a 503 (there is nowhere left for Twilio to fall back;
     docs/decisions/0002-fallback-answers-without-token.md). A signature that was checked and failed
     is still a 403."""
+    snapstart.register()  # SnapStart's hooks, where the runtime has them (docs/deploy.md#snapstart)
+    snapstart.prefetch()  # on-demand cold start: token and flow config read during init, side by side
     # debug=False whatever POWERTOOLS_DEV says: debug mode prints whole events (phone numbers).
     app = APIGatewayHttpResolver(debug=False)
     app.use(middlewares=[_twilio_checks(settings_model, token_outage_answer, callback_session)])

@@ -1,0 +1,188 @@
+"""SnapStart's runtime hooks (voice_webhooks.runtime.snapstart) under moto: registered when the
+runtime has `snapshot_restore_py`, the snapshot holds warm clients and reads, and a restored
+environment never serves a token older than the restore."""
+
+from __future__ import annotations
+
+import random
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from voice_webhooks.runtime import snapstart
+from voicedev.sample_events import call_params
+from voicedev.twilio_signing import SAMPLE_API_DOMAIN, http_api_event
+
+from tests.support import Calls, emitted_metrics
+
+CONNECT_URL = f"https://{SAMPLE_API_DOMAIN}/voice/connect"
+Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+@pytest.fixture
+def runtime_hooks(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Callable[[], None]]]:
+    """A stand-in for the `snapshot_restore_py` library Lambda's Python runtimes include."""
+    hooks: dict[str, list[Callable[[], None]]] = {"before": [], "after": []}
+    module = types.ModuleType("snapshot_restore_py")
+    module.register_before_snapshot = hooks["before"].append  # type: ignore[attr-defined]
+    module.register_after_restore = hooks["after"].append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", module)
+    monkeypatch.setattr(snapstart, "_registered", False)
+    return hooks
+
+
+def connect_event(token: str | None = None) -> dict[str, Any]:
+    kwargs = {"token": token} if token else {}
+    return http_api_event("POST", CONNECT_URL, call_params(), route="/voice/connect", **kwargs)
+
+
+def test_without_the_runtime_library_nothing_is_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a runtime without SnapStart's hooks library (tests, the local mode)
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)
+    monkeypatch.setattr(snapstart, "_registered", False)
+    # Then registering does nothing, and says so
+    assert snapstart.register() is False
+
+
+def test_every_function_registers_the_hooks_once(
+    aws: Any, invoke: Invoke, runtime_hooks: dict[str, list[Callable[[], None]]]
+) -> None:
+    # When a webhook function and the archiver are loaded, as Lambda loads them
+    invoke("connect", connect_event())
+    invoke("fallback", connect_event())
+    from tests.conftest import load_function
+
+    load_function("archiver")
+    # Then the two hooks are registered, once per process
+    assert runtime_hooks["before"] == [snapstart.before_snapshot]
+    assert runtime_hooks["after"] == [snapstart.after_restore]
+
+
+def test_the_snapshot_holds_the_clients_and_the_first_reads(
+    aws: Any, invoke: Invoke, aws_calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When the before-snapshot hook runs in the connect function's environment
+    snapstart.before_snapshot()
+    # Then the token was read (and the flow configuration, a file here), and the clients exist
+    assert ("secretsmanager", "GetSecretValue") in aws_calls
+    assert snapstart.close_connections() >= 2  # Secrets Manager's client and DynamoDB's
+    aws_calls.clear()
+    # and the first request reads nothing again but writes its session
+    response = invoke("connect", connect_event())
+    assert response["statusCode"] == 200
+    assert aws_calls == [("dynamodb", "PutItem")]
+
+
+def test_a_restored_environment_reads_the_token_again(
+    aws: Any, invoke: Invoke, aws_calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapstart, "_prefetch", None)
+    # Given a snapshot taken while the secret held the old token
+    snapstart.before_snapshot()
+    # When the token is rotated while the snapshot waits, and an environment is restored from it
+    aws.secrets.put_secret_value(SecretId=aws.secret_arn, SecretString="rotated-token-value")
+    aws_calls.clear()
+    snapstart.after_restore()
+    snapstart.settle()
+    # Then the old token was forgotten and the new one read again, by the after-restore hook
+    assert ("secretsmanager", "GetSecretValue") in aws_calls
+    aws_calls.clear()
+    # and a request signed with the new token is accepted, reading nothing but writing its session
+    response = invoke("connect", connect_event(token="rotated-token-value"))
+    assert response["statusCode"] == 200
+    assert aws_calls == [("dynamodb", "PutItem")]
+
+
+def test_a_restored_environment_has_its_own_random_state() -> None:
+    # Given the random state a snapshot would hold
+    random.seed(1234)
+    in_snapshot = random.getstate()
+    # When an environment is restored
+    snapstart.after_restore()
+    # Then its random state is not the snapshot's (two restored environments do not repeat)
+    assert random.getstate() != in_snapshot
+
+
+def test_a_missing_secret_at_snapshot_time_breaks_nothing(
+    aws: Any, invoke: Invoke, capsys: pytest.CaptureFixture[str], log_output: Any
+) -> None:
+    # Given the secret does not exist when the snapshot is taken
+    aws.secrets.delete_secret(SecretId=aws.secret_arn, ForceDeleteWithoutRecovery=True)
+    # When the before-snapshot hook runs
+    snapstart.before_snapshot()
+    # Then it does not fail, and leaves no metric for the first invocation to emit
+    assert "SnapStart hook step skipped" in log_output.getvalue()
+    capsys.readouterr()
+    snapstart.after_restore()
+    response = invoke("connect", connect_event())
+    # and the request answers as it always does without a token: 503, counted once
+    assert response["statusCode"] == 503
+    assert emitted_metrics(capsys.readouterr().out).get("AuthTokenUnavailable") == 1
+
+
+# --- init-phase reads on an on-demand cold start ------------------------------------------------
+
+
+@pytest.fixture
+def on_demand(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+    monkeypatch.setattr(snapstart, "_prefetch", None)
+
+
+@pytest.fixture
+def flows_in_ssm(aws: Any) -> None:
+    import boto3
+
+    from tests.conftest import EXAMPLE_FLOWS
+
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/twilio-voice-webhooks/flows", Value=EXAMPLE_FLOWS.read_text(encoding="utf-8"), Type="String"
+    )
+    aws.env(FLOW_CONFIG="ssm:/twilio-voice-webhooks/flows")
+
+
+def test_an_on_demand_cold_start_reads_token_and_config_during_init(
+    aws: Any, flows_in_ssm: None, on_demand: None, invoke: Invoke, aws_calls: Calls
+) -> None:
+    # When the init phase starts its reads, and the first request comes
+    assert snapstart.prefetch() is True
+    snapstart.settle()
+    assert {("secretsmanager", "GetSecretValue"), ("ssm", "GetParameter")} <= set(aws_calls)
+    aws_calls.clear()
+    response = invoke("connect", connect_event())
+    # Then the request finds both cached and only writes its session
+    assert response["statusCode"] == 200
+    assert aws_calls == [("dynamodb", "PutItem")]
+
+
+def test_no_init_reads_outside_an_on_demand_cold_start(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a process Lambda did not start on demand (tests, the local mode, a SnapStart snapshot)
+    monkeypatch.setattr(snapstart, "_prefetch", None)
+    for kind in (None, "snap-start"):
+        if kind:
+            monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", kind)
+        # Then nothing is read at init
+        assert snapstart.prefetch() is False
+
+
+def test_a_failed_init_read_is_reported_once_by_the_request(
+    aws: Any,
+    on_demand: None,
+    invoke: Invoke,
+    aws_calls: Calls,
+    capsys: pytest.CaptureFixture[str],
+    log_output: Any,
+) -> None:
+    # Given the secret is gone when the init phase reads it
+    aws.secrets.delete_secret(SecretId=aws.secret_arn, ForceDeleteWithoutRecovery=True)
+    snapstart.prefetch()
+    snapstart.settle()
+    assert log_output.getvalue() == ""  # nothing said at init
+    # When the first request comes
+    response = invoke("connect", connect_event())
+    # Then it reads again and answers as it always does: 503, logged and counted once
+    assert response["statusCode"] == 503
+    assert emitted_metrics(capsys.readouterr().out).get("AuthTokenUnavailable") == 1
+    assert log_output.getvalue().count("Twilio auth token unavailable") == 1

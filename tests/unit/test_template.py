@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from voice_webhooks.edge import routes
+from voice_webhooks.reconcile.settings import ReconcileSettings
 from voice_webhooks.runtime.observability import MetricName
 from voice_webhooks.runtime.settings import Settings
 from voice_webhooks.storage.session_store import SESSION_SEQUENCE, SessionItem
@@ -65,6 +66,15 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("sqs:ReceiveMessage", QUEUE),
         ("sqs:DeleteMessage", QUEUE),
         ("sqs:GetQueueAttributes", QUEUE),
+    },
+    # Query on its sparse index only (never a scan); writes its own items, queues through the claim.
+    "ReconcilerFunction": {
+        SECRET,
+        ("dynamodb:Query", "Sub:${EventsTable.Arn}/index/ByReconcileDue"),
+        ("dynamodb:GetItem", TABLE),
+        ("dynamodb:PutItem", TABLE),
+        ("dynamodb:UpdateItem", TABLE),
+        ("sqs:SendMessage", QUEUE),
     },
 }
 ALARMS = resources_of_type("AWS::CloudWatch::Alarm")
@@ -170,9 +180,15 @@ def test_events_table_keys_index_and_protection() -> None:
         {"AttributeName": "SessionId", "KeyType": "HASH"},
         {"AttributeName": "SequenceNumber", "KeyType": "RANGE"},
     ]
-    assert attributes == {"SessionId": "S", "SequenceNumber": "N", "CallSid": "S"}
-    # And the sessions of a call can be found by CallSid
-    (index,) = props["GlobalSecondaryIndexes"]
+    assert attributes == {
+        "SessionId": "S",
+        "SequenceNumber": "N",
+        "CallSid": "S",
+        "ReconcileShard": "S",
+        "ReconcileAt": "S",
+    }
+    # And the sessions of a call can be found by CallSid (ByReconcileDue: tests/unit/test_reconcile_template.py)
+    (index,) = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == "ByCallSid"]
     assert index["KeySchema"] == [{"AttributeName": "CallSid", "KeyType": "HASH"}]
     # And the index shows what a listing of a call's sessions needs (and no more, so updates of
     # recordings and outcomes do not write it too)
@@ -361,6 +377,7 @@ def test_every_function_logs_to_a_group_with_retention(function: str) -> None:
 def test_every_environment_variable_is_one_the_code_reads() -> None:
     # A misspelt name would leave a setting at its default without any error.
     known = {field.alias for field in Settings.model_fields.values()}
+    known |= {field.alias for field in ReconcileSettings.model_fields.values()}
     for function in FUNCTIONS:
         for name in function_env(function):
             assert name in known or name.startswith("POWERTOOLS_"), f"{function}: unknown variable {name}"

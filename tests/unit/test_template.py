@@ -532,6 +532,8 @@ def test_every_alarm_notifies_the_optional_topic() -> None:
         "FunctionThrottlesAlarm",
         "Api5xxRateAlarm",
         "RejectedSignatureAlarm",
+        "ReconcileRecoveredAlarm",
+        "ReconcileApiFailuresAlarm",
     }
 
     # Then they all exist, each is explained in the guide, and each notifies the topic when one is given

@@ -69,6 +69,13 @@ class World:
     table: str = TABLE
     account_sid: str = DEV_ACCOUNT_SID
 
+    def fresh(self, name: str) -> World:
+        """Another table and queue in the same moto (and the same fake API): a clean slate without
+        restarting moto."""
+        create_data_model_table(self.dynamodb, name)
+        queue_url = self.sqs.create_queue(QueueName=f"{name}-recordings")["QueueUrl"]
+        return World(self.dynamodb, self.sqs, self.api, str(queue_url), self.secret_arn, table=name)
+
     def settings(self, **overrides: str) -> ReconcileSettings:
         env = {
             "EVENTS_TABLE_NAME": self.table,

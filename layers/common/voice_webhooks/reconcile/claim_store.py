@@ -41,10 +41,10 @@ STATE_ATTRIBUTES: Final = (
 )
 
 
-def recording_route_store(table_name: str) -> Any:
+def recording_route_store(table_name: str, client: Any | None = None) -> Any:
     """The `store` argument of handle_recording_callback. Merge: return the storage layer's
     recording store here (one line)."""
-    return RecordingItemsStore(table_name)
+    return RecordingItemsStore(table_name, client)
 
 
 class RecordingItemsStore:

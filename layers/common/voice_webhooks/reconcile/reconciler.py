@@ -275,12 +275,23 @@ class Reconciler:
                 continue
             if result.queued_now:
                 recovered += 1
-                self.table.mark_recovered(session_id, recording.sid)
+                self._mark_recovered(session_id, recording.sid)
                 logger.warning(
                     "Recording recovered: its callback never reached us",
                     extra={"session_id": session_id, "recording_sid": recording.sid},
                 )
         return pending, recovered
+
+    def _mark_recovered(self, session_id: str, recording_sid: str) -> None:
+        """Best effort: the message is out; a failure here must not hold the session (the next
+        run would see the recording queued and could not know who queued it anyway)."""
+        try:
+            self.table.mark_recovered(session_id, recording_sid)
+        except StorageError as exc:
+            logger.warning(
+                "RecoveredBy not recorded",
+                extra={"session_id": session_id, "recording_sid": recording_sid, "reason": str(exc)},
+            )
 
     def _callback_params(self, recording: ApiRecording) -> dict[str, str]:
         params = {

@@ -10,7 +10,7 @@ from voice_webhooks.reconcile.claim_store import recording_route_store
 from voice_webhooks.reconcile.credentials import credentials_for, load_tokens
 from voice_webhooks.reconcile.reconciler import Policy, Reconciler, RunReport
 from voice_webhooks.reconcile.settings import ReconcileSettings
-from voice_webhooks.reconcile.table import ReconcileTable
+from voice_webhooks.reconcile.table import ReconcileTable, dynamodb_client
 from voice_webhooks.reconcile.twilio_api import RateGate, TwilioRestClient
 
 # No request starts this close to the end of the invocation: the writes after the fetches (a few
@@ -36,11 +36,12 @@ def run_once(settings: ReconcileSettings, *, remaining_seconds: float) -> RunRep
         max_requests=settings.max_requests,
         deadline=time.monotonic() + max(remaining_seconds - END_MARGIN_SECONDS, 1.0),
     )
+    client = dynamodb_client()  # one client for the run: each costs tens of milliseconds to build
     reconciler = Reconciler(
-        table=ReconcileTable(settings.events_table_name),
+        table=ReconcileTable(settings.events_table_name, client),
         api=TwilioRestClient(settings.api_base_url, settings.origins(), gate),
         credentials=credentials_for(tokens),
-        claim_store=recording_route_store(settings.events_table_name),
+        claim_store=recording_route_store(settings.events_table_name, client),
         publisher=RecordingPublisher(settings.recordings_queue_url),
         policy=policy_from(settings),
     )

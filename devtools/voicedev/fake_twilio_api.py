@@ -17,9 +17,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from voicedev.local_settings import HOST
+from voicedev.template_resources import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from voicedev.emulator.engine import CallResult
 
 _CALL = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Calls/(?P<call>CA[0-9a-fA-F]{32})")
 _CALL_PATH = re.compile(_CALL.pattern + r"\.json$")
@@ -30,6 +37,65 @@ def rfc2822(moment: datetime | None = None) -> str:
     return format_datetime((moment or datetime.now(UTC)).astimezone(UTC), usegmt=False).replace(
         "-0000", "+0000"
     )
+
+
+# --- what the emulator played (JSON lines: one call each) ------------------------------------------
+
+
+def played_calls_default() -> Path:
+    return PROJECT_ROOT / ".voicedev" / "played-calls.jsonl"
+
+
+def played_call(result: CallResult, media_api_base: str | None) -> dict[str, Any]:
+    """What Twilio's REST API knows of an emulated call, whichever callbacks reached the stack."""
+    from voicedev.emulator import params
+
+    recordings = [
+        {
+            "sid": made.recording_sid,
+            "status": made.final_status,
+            "duration": made.duration,
+            "channels": int(made.channels) if made.channels.isdigit() else 1,
+            "source": made.source,
+            "url": params.recording_url(result_account(result), made.recording_sid, media_api_base),
+        }
+        for made in result.recordings
+    ]
+    return {
+        "account_sid": result_account(result),
+        "call_sid": result.call_sid,
+        "status": result.final_call_status,
+        "duration": result.duration,
+        "recordings": recordings,
+        "dropped": len(result.dropped),
+    }
+
+
+def result_account(result: CallResult) -> str:
+    for exchange in result.exchanges:
+        for name, value in exchange.sent.params:
+            if name == "AccountSid":
+                return value
+    from voicedev.twilio_signing import DEV_ACCOUNT_SID
+
+    return DEV_ACCOUNT_SID
+
+
+def record_played_calls(
+    path: str | Path, results: Iterable[CallResult], media_api_base: str | None = None
+) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a", encoding="utf-8") as file:
+        for result in results:
+            file.write(json.dumps(played_call(result, media_api_base)) + "\n")
+
+
+def read_played_calls(path: str | Path) -> list[dict[str, Any]]:
+    target = Path(path)
+    if not target.is_file():
+        return []
+    return [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @dataclass(frozen=True)
@@ -159,6 +225,27 @@ class FakeTwilioApi:
         with self._lock:
             listed = self.recordings.setdefault(call_sid, [])
             listed[:] = [r for r in listed if r["sid"] != recording_sid] + [entry]
+
+    def load_played(self, calls: Iterable[dict[str, Any]]) -> int:
+        """Serve the calls the emulator played (read_played_calls); returns how many."""
+        loaded = 0
+        for call in calls:
+            self.add_call(
+                call["account_sid"], call["call_sid"], call["status"], duration=call.get("duration")
+            )
+            for recording in call.get("recordings", []):
+                self.add_recording(
+                    call["account_sid"],
+                    call["call_sid"],
+                    recording["sid"],
+                    recording["status"],
+                    duration=int(recording.get("duration") or 0),
+                    channels=int(recording.get("channels") or 1),
+                    source=str(recording.get("source") or "RecordVerb"),
+                    url=recording.get("url"),
+                )
+            loaded += 1
+        return loaded
 
     def count(self, kind: str | None = None) -> int:
         """Requests made; `kind` = `call` or `recordings`."""

@@ -136,3 +136,25 @@ def test_the_alarms_read_the_metrics_the_reconciler_emits() -> None:
     threshold = RESOURCES["ReconcileRecoveredAlarm"]["Properties"]["Threshold"]
     assert threshold == {"Ref": "ReconcileRecoveredAlarmThreshold"}
     assert TEMPLATE["Parameters"]["ReconcileRecoveredAlarmThreshold"]["Default"] == 1
+
+
+# --- cost ----------------------------------------------------------------------------------------
+
+
+def test_the_cost_doc_has_the_reconciler_for_a_healthy_day_and_a_day_with_an_outage() -> None:
+    from voicedev import cost
+
+    # Given the reconciler figures docs/cost.md was generated from
+    text = cost.DOC.read_text(encoding="utf-8")
+    figures = cost.reconciler_from_doc(text)
+
+    # Then its section is what the script renders from them with today's prices
+    assert cost.reconciler_section(figures) in text, "docs/cost.md is stale: run `make cost`"
+    # And a healthy day settles nothing from the API, while an outage hour's calls cost two
+    # Twilio requests each
+    healthy = cost.reconciler_day(figures, 0.0)
+    outage = cost.reconciler_day(figures, 1 / 24)
+    assert healthy["sessions_reconciled"] == 0
+    assert outage["sessions_reconciled"] == pytest.approx(1000 / 24)
+    assert outage["twilio_requests"] - healthy["twilio_requests"] == pytest.approx(2 * 1000 / 24)
+    assert figures.twilio_requests_per_session == 2

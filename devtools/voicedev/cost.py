@@ -945,8 +945,8 @@ def render_reconciler(figures: ReconcilerMeasured) -> str:
     out = [
         f"Measured: {figures.how}. An empty run took {figures.empty_run_ms:.1f} ms; each lost session "
         f"{figures.ms_per_session:.1f} ms of its own (moto and the loopback API in process), "
-        f"{figures.twilio_requests_per_session:g} Twilio requests, {figures.write_units_per_session:g} write and {figures.read_units_per_session:g} read "
-        "units (index removal included). Assumed: "
+        f"{figures.twilio_requests_per_session:g} Twilio requests, "
+        f"{figures.write_units_per_session:g} write and {figures.read_units_per_session:g} read units (index removal included). Assumed: "
         f"{a['calls_per_day']:,} calls a day, runs every 5 minutes ({a['runs_per_day']} a day), "
         f"Twilio answers in {a['twilio_api_ms']:.0f} ms with {a['concurrency']} requests in flight, "
         f"{a['long_call_share']:.0%} of calls still in progress after the grace period (one deferral each), "

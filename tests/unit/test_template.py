@@ -187,7 +187,7 @@ def test_events_table_keys_index_and_protection() -> None:
         "ReconcileShard": "S",
         "ReconcileAt": "S",
     }
-    # And the sessions of a call can be found by CallSid (ByReconcileDue: tests/unit/test_reconcile_template.py)
+    # And the sessions of a call can be found by CallSid (ByReconcileDue: test_reconcile_rules.py)
     (index,) = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == "ByCallSid"]
     assert index["KeySchema"] == [{"AttributeName": "CallSid", "KeyType": "HASH"}]
     # And the index shows what a listing of a call's sessions needs (and no more, so updates of

@@ -34,33 +34,51 @@ def reconcile_local(
     max_sessions: int = 200,
     concurrency: int = 4,
 ) -> tuple[RunReport, FakeTwilioApi]:
-    """One run; returns its report and the fake API (what it was asked)."""
-    # The handlers' way of reaching moto: boto3 reads these (the local mode's own clients too).
-    os.environ["AWS_ENDPOINT_URL"] = aws_endpoint_url
-    os.environ["AWS_ACCESS_KEY_ID"] = DUMMY_CREDENTIALS["aws_access_key_id"]
-    os.environ["AWS_SECRET_ACCESS_KEY"] = DUMMY_CREDENTIALS["aws_secret_access_key"]
-    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    import boto3
+    """One run; returns its report and the fake API (what it was asked). The process environment
+    and the cached AWS clients are pointed at the local mode for the run only."""
+    from aws_lambda_powertools.utilities import parameters
+    from voice_webhooks.runtime.aws_clients import reset_clients
 
-    queue_url = boto3.client("sqs", region_name=os.environ["AWS_DEFAULT_REGION"]).get_queue_url(
-        QueueName=QUEUE
-    )["QueueUrl"]
-    with FakeTwilioApi(auth_token=auth_token) as api:
-        api.load_played(read_played_calls(played))
-        settings = load_settings(
-            {
-                "EVENTS_TABLE_NAME": TABLE,
-                "RECORDINGS_QUEUE_URL": str(queue_url),
-                "TWILIO_AUTH_TOKEN_SECRET": AUTH_TOKEN_SECRET_NAME,
-                "TWILIO_API_BASE_URL": api.origin,
-                "TWILIO_API_ORIGINS": api.origin,
-                "RECONCILE_GRACE_MINUTES": str(grace_minutes),
-                "RECONCILE_MAX_SESSIONS": str(max_sessions),
-                "RECONCILE_CONCURRENCY": str(concurrency),
-            }
-        )
-        report = run_once(settings, remaining_seconds=120)
-    return report, api
+    # The handlers' way of reaching moto: boto3 reads these (the local mode's own process too).
+    pointing = {
+        "AWS_ENDPOINT_URL": aws_endpoint_url,
+        "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIALS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION") or REGION,
+    }
+    saved = {name: os.environ.get(name) for name in pointing}
+    os.environ.update(pointing)
+    reset_clients()
+    parameters.clear_caches()
+    try:
+        import boto3
+
+        sqs = boto3.client("sqs", region_name=pointing["AWS_DEFAULT_REGION"], endpoint_url=aws_endpoint_url)
+        queue_url = str(sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"])
+        with FakeTwilioApi(auth_token=auth_token) as api:
+            api.load_played(read_played_calls(played))
+            settings = load_settings(
+                {
+                    "EVENTS_TABLE_NAME": TABLE,
+                    "RECORDINGS_QUEUE_URL": queue_url,
+                    "TWILIO_AUTH_TOKEN_SECRET": AUTH_TOKEN_SECRET_NAME,
+                    "TWILIO_API_BASE_URL": api.origin,
+                    "TWILIO_API_ORIGINS": api.origin,
+                    "RECONCILE_GRACE_MINUTES": str(grace_minutes),
+                    "RECONCILE_MAX_SESSIONS": str(max_sessions),
+                    "RECONCILE_CONCURRENCY": str(concurrency),
+                }
+            )
+            report = run_once(settings, remaining_seconds=120)
+        return report, api
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reset_clients()
+        parameters.clear_caches()
 
 
 def describe(report: RunReport, api: FakeTwilioApi) -> str:

@@ -439,3 +439,17 @@ def test_the_function_emits_the_reconciler_metrics(
     assert emitted["ReconcileDeferred"] == 1
     assert answer["due"] == 2
     get_settings.cache_clear()
+
+
+def test_a_redirect_from_the_api_is_not_followed(world: World) -> None:
+    # Given the API answering a redirect (credentials must never follow one)
+    session_id, _ = lost_call(world)
+    world.api.failures.append(Failure(302))
+
+    # When the reconciler runs
+    report = run_once(world.settings(), remaining_seconds=60)
+
+    # Then nothing else was asked, and the session waits for a later run
+    assert world.api.count() == 1
+    assert report.api_failures == 1 and report.outcomes == {"deferred": 1}
+    assert (world.item(session_id) or {})["ReconcileAttempts"] == 1

@@ -3,6 +3,7 @@ schedule, index, grants and alarms."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -158,3 +159,36 @@ def test_the_cost_doc_has_the_reconciler_for_a_healthy_day_and_a_day_with_an_out
     assert outage["sessions_reconciled"] == pytest.approx(1000 / 24)
     assert outage["twilio_requests"] - healthy["twilio_requests"] == pytest.approx(2 * 1000 / 24)
     assert figures.twilio_requests_per_session == 2
+
+
+def test_a_next_page_on_another_origin_is_refused_without_a_request() -> None:
+    from typing import Any
+
+    from voice_webhooks.archiver.download import BasicCredentials, MediaOrigins
+    from voice_webhooks.reconcile.twilio_api import ApiError, TwilioRestClient
+
+    account, call = "AC" + "0" * 32, "CA" + "1" * 32
+    requested: list[str] = []
+
+    class Scripted(TwilioRestClient):
+        def _request(self, url: str, credential: BasicCredentials) -> tuple[int, Any, bytes]:
+            requested.append(url)
+            page = {"recordings": [], "next_page_uri": "https://evil.example/2010-04-01/steal.json"}
+            return 200, {}, json.dumps(page).encode()
+
+    gate = RateGate(max_requests=10, deadline=float("inf"))
+    client = Scripted("https://api.twilio.com", MediaOrigins.parse(["https://api.twilio.com"]), gate)
+    with pytest.raises(ApiError, match="another origin"):
+        client.list_recordings(account, call, [BasicCredentials(account, "token")])
+    assert len(requested) == 1 and requested[0].startswith("https://api.twilio.com/")
+
+
+def test_sids_are_checked_before_they_become_a_path() -> None:
+    from voice_webhooks.archiver.download import BasicCredentials, MediaOrigins
+    from voice_webhooks.reconcile.twilio_api import ApiError, TwilioRestClient
+
+    gate = RateGate(max_requests=10, deadline=float("inf"))
+    client = TwilioRestClient("https://api.twilio.com", MediaOrigins.parse(["https://api.twilio.com"]), gate)
+    with pytest.raises(ApiError, match="not a valid"):
+        client.fetch_call("AC" + "0" * 32, "CA../../Accounts", [BasicCredentials("x", "y")])
+    assert gate.requests == 0

@@ -21,7 +21,7 @@ export SAM_CLI_TELEMETRY ?= 0
 SAM_BUILD_FLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sam-cli test test-fast lint format local schema requirements validate-config build clean events simulate timeline cost bench
+.PHONY: help venv sam-cli test test-fast lint format local schema requirements validate-config build clean events simulate timeline cost bench reconcile
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ local: $(STAMP) ## Run the API and an embedded AWS endpoint on 127.0.0.1 (no Doc
 
 simulate: $(STAMP) ## Play Twilio for whole calls against make local: make simulate SCENARIO=all ARGS="--shuffle"
 	$(BIN)/voice-webhooks-simulate $(SCENARIO) $(ARGS)
+
+reconcile: $(STAMP) ## One reconciler run against make local (after make simulate ARGS="--drop 0.3"): docs/reconciliation.md
+	$(BIN)/voice-webhooks-reconcile $(ARGS)
 
 timeline: $(STAMP) ## Print what a session stored: make timeline ID=<session id or CallSid>
 	@test -n "$(ID)" || { echo "usage: make timeline ID=<session id or CallSid> [ARGS=...]" >&2; exit 2; }

@@ -404,7 +404,8 @@ _INDEX_ATTRIBUTES = ("CallSid", "SessionId", "SequenceNumber")
 
 def _index_projection() -> tuple[str, ...]:
     """The attributes the template's ByCallSid index holds: its keys plus its projection."""
-    (index,) = resources_of_type("AWS::DynamoDB::Table")["EventsTable"]["GlobalSecondaryIndexes"]
+    indexes = resources_of_type("AWS::DynamoDB::Table")["EventsTable"]["GlobalSecondaryIndexes"]
+    (index,) = [index for index in indexes if index["IndexName"] == "ByCallSid"]
     return _INDEX_ATTRIBUTES + tuple(index["Projection"].get("NonKeyAttributes", ()))
 
 
@@ -736,6 +737,244 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# --- the reconciler (docs/reconciliation.md): a section of its own --------------------------------------
+
+RECONCILER_BEGIN = "<!-- cost:reconciler:begin (make cost) -->"
+RECONCILER_END = "<!-- cost:reconciler:end -->"
+RECONCILER_ASSUMPTIONS: dict[str, Any] = {
+    "runs_per_day": 288,  # ReconcileSchedule rate(5 minutes)
+    "twilio_api_ms": 150.0,  # one REST API answer, as the archiver assumes for a fetch
+    "concurrency": 4,  # RECONCILE_CONCURRENCY
+    "long_call_share": 0.02,  # calls still in progress after the 15-minute grace (one deferral each)
+    "recordings_per_call": 1,
+    "outage_hours": 1,
+    "calls_per_day": 1000,  # spread evenly: an hour of outage loses 1/24 of the day's final callbacks
+}
+
+
+@dataclasses.dataclass
+class ReconcilerMeasured:
+    how: str
+    empty_run_ms: float
+    """A run that finds nothing due (one index query)."""
+    ms_per_session: float
+    """Per lost session settled with one recording, Twilio's answers excluded (loopback fake API)."""
+    memory_mb: int
+    write_units_per_session: float
+    read_units_per_session: float
+    sqs_requests_per_session: float
+    twilio_requests_per_session: float
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ReconcilerMeasured:
+        return cls(**json.loads(text))
+
+
+def measure_reconciler(sessions: int = 40) -> ReconcilerMeasured:
+    """Runs the real reconciler under moto against the fake Twilio REST API: an empty run, then one
+    that settles `sessions` lost calls with one recording each. Request units are counted from the
+    DynamoDB calls made (each item here is under 1 KB: one unit per write, one per consistent read)."""
+    import secrets as _secrets
+    from datetime import UTC, datetime, timedelta
+
+    import boto3
+    from botocore.client import BaseClient
+    from moto import mock_aws
+    from voice_webhooks.reconcile.run import run_once
+    from voice_webhooks.reconcile.settings import load_settings
+    from voice_webhooks.reconcile.table import serialize
+
+    from voicedev import template_resources
+    from voicedev.fake_twilio_api import FakeTwilioApi
+    from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+
+    calls: Counter[str] = Counter()
+    original = BaseClient._make_api_call
+
+    def counting(client: Any, operation: str, params: Any) -> Any:
+        calls[f"{client.meta.service_model.service_name}.{operation}"] += 1
+        return original(client, operation, params)
+
+    env = {"AWS_ACCESS_KEY_ID": "cost", "AWS_SECRET_ACCESS_KEY": "cost", "AWS_DEFAULT_REGION": "us-east-1"}
+    with _environment(env), mock_aws(), FakeTwilioApi(auth_token=DEV_AUTH_TOKEN) as api:
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        props = resources_of_type("AWS::DynamoDB::Table")["EventsTable"]
+        [index] = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == "ByReconcileDue"]
+        dynamodb.create_table(
+            TableName="EventsTable",
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "S"}
+                for name in ("SessionId", "ItemKey", "ReconcileShard", "ReconcileAt")
+            ],
+            KeySchema=[
+                {"AttributeName": "SessionId", "KeyType": "HASH"},
+                {"AttributeName": "ItemKey", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+            GlobalSecondaryIndexes=[index],
+        )
+        queues = template_resources.create_queues(boto3.client("sqs", region_name="us-east-1"))
+        queue = queues["RecordingsQueue"]
+        secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+            Name="cost/auth-token", SecretString=DEV_AUTH_TOKEN
+        )["ARN"]
+        settings = load_settings(
+            {
+                "EVENTS_TABLE_NAME": "EventsTable",
+                "RECORDINGS_QUEUE_URL": queue,
+                "TWILIO_AUTH_TOKEN_SECRET": secret,
+                "TWILIO_API_BASE_URL": api.origin,
+                "TWILIO_API_ORIGINS": api.origin,
+            }
+        )
+        run_once(settings, remaining_seconds=120)  # warm: clients, secret, imports
+        empty = []
+        for _ in range(5):
+            started = time.perf_counter()
+            run_once(settings, remaining_seconds=120)
+            empty.append((time.perf_counter() - started) * 1000)
+        created = (datetime.now(UTC) - timedelta(minutes=30)).isoformat()
+        for _ in range(sessions):
+            call_sid = "CA" + _secrets.token_hex(16)
+            dynamodb.put_item(
+                TableName="EventsTable",
+                Item=serialize(
+                    {
+                        "SessionId": f"{call_sid}-{_secrets.token_hex(8)}",
+                        "ItemKey": "session",
+                        "SessionCallSid": call_sid,
+                        "AccountSid": DEV_ACCOUNT_SID,
+                        "Flow": "frontline",
+                        "FlowKind": "conversation",
+                        "CreatedAt": created,
+                        "ReconcileShard": "open",
+                        "ReconcileAt": created,
+                    }
+                ),
+            )
+            api.add_call(DEV_ACCOUNT_SID, call_sid, "completed", duration=300)
+            api.add_recording(DEV_ACCOUNT_SID, call_sid, "RE" + _secrets.token_hex(16))
+        BaseClient._make_api_call = counting
+        try:
+            started = time.perf_counter()
+            report = run_once(settings, remaining_seconds=120)
+            busy_ms = (time.perf_counter() - started) * 1000
+        finally:
+            BaseClient._make_api_call = original
+        assert report.outcomes.get("reconciled") == sessions, report.outcomes
+    writes = sum(n for name, n in calls.items() if name.split(".")[1] in ("PutItem", "UpdateItem"))
+    # Settling removes the session from the sparse index: one more write unit, on the index.
+    index_writes = sessions
+    reads = sum(n for name, n in calls.items() if name.split(".")[1] in ("GetItem", "Query"))
+    sends = sum(n for name, n in calls.items() if name.startswith("sqs."))
+    return ReconcilerMeasured(
+        how=(
+            f"the real reconciler under moto (`mock_aws`) against the fake Twilio REST API on loopback: "
+            f"an empty run (median of 5), then one run settling {sessions} lost calls with one recording "
+            f"each; Python {sys.version.split()[0]}"
+        ),
+        empty_run_ms=round(statistics.median(empty), 1),
+        ms_per_session=round(max(busy_ms - statistics.median(empty), 0) / sessions, 1),
+        memory_mb=int(load_template()["Globals"]["Function"]["MemorySize"]),
+        write_units_per_session=round((writes + index_writes) / sessions, 2),
+        read_units_per_session=round(reads / sessions, 2),
+        sqs_requests_per_session=round(sends / sessions, 2),
+        twilio_requests_per_session=round(api.count() / sessions, 2),
+    )
+
+
+def reconciler_day(figures: ReconcilerMeasured, lost_share: float) -> dict[str, float]:
+    """One day of reconciliation for `calls_per_day` calls, `lost_share` of whose final callbacks
+    were lost: Twilio API requests, Lambda seconds, DynamoDB units, and USD per 1,000 calls."""
+    a = RECONCILER_ASSUMPTIONS
+    calls = a["calls_per_day"]
+    lost = calls * lost_share
+    deferred = calls * a["long_call_share"]
+    twilio = lost * figures.twilio_requests_per_session + deferred
+    # The API answers dominate a busy run; worker threads overlap them.
+    lambda_ms = (
+        a["runs_per_day"] * figures.empty_run_ms
+        + lost * figures.ms_per_session
+        + twilio * a["twilio_api_ms"] / a["concurrency"]
+    )
+    gb_s = lambda_ms / 1000 * figures.memory_mb / 1024
+    # Every session enters and leaves the sparse index: two index writes per call, lost or not.
+    writes = 2 * calls + lost * (figures.write_units_per_session - 1) + deferred
+    reads = a["runs_per_day"] + lost * figures.read_units_per_session + deferred
+    sqs = lost * figures.sqs_requests_per_session
+    usd = (
+        a["runs_per_day"] * PRICES["lambda_per_request"]
+        + gb_s * PRICES["lambda_gb_second_arm64"]
+        + writes * PRICES["dynamodb_per_write_request_unit"]
+        + reads * PRICES["dynamodb_per_read_request_unit"]
+        + sqs * PRICES["sqs_per_request"]
+    )
+    scale = 1000 / calls
+    return {
+        "sessions_reconciled": lost * scale,
+        "twilio_requests": twilio * scale,
+        "lambda_invocations": a["runs_per_day"],
+        "lambda_seconds": lambda_ms / 1000,
+        "dynamodb_write_units": writes * scale,
+        "dynamodb_read_units": reads * scale,
+        "usd": usd * scale,
+    }
+
+
+def render_reconciler(figures: ReconcilerMeasured) -> str:
+    a = RECONCILER_ASSUMPTIONS
+    healthy = reconciler_day(figures, 0.0)
+    outage = reconciler_day(figures, a["outage_hours"] / 24)
+    rows = [
+        ("sessions settled from the API", "sessions_reconciled", "{:.0f}"),
+        ("Twilio REST API requests", "twilio_requests", "{:.0f}"),
+        ("reconciler invocations (the day's runs)", "lambda_invocations", "{:.0f}"),
+        ("reconciler Lambda time, seconds (whole day)", "lambda_seconds", "{:.1f}"),
+        ("DynamoDB write request units", "dynamodb_write_units", "{:.0f}"),
+        ("DynamoDB read request units", "dynamodb_read_units", "{:.0f}"),
+    ]
+    out = [
+        f"Measured: {figures.how}. An empty run took {figures.empty_run_ms:.1f} ms; each lost session "
+        f"{figures.ms_per_session:.1f} ms of its own (moto and the loopback API in process), "
+        f"{figures.twilio_requests_per_session:g} Twilio requests, "
+        f"{figures.write_units_per_session:g} write and {figures.read_units_per_session:g} read units "
+        "(index removal included). Assumed: "
+        f"{a['calls_per_day']:,} calls a day, runs every 5 minutes ({a['runs_per_day']} a day), "
+        f"Twilio answers in {a['twilio_api_ms']:.0f} ms with {a['concurrency']} requests in flight, "
+        f"{a['long_call_share']:.0%} of calls still in progress after the grace period (one deferral each), "
+        f"a {a['outage_hours']}-hour outage losing every final callback of its calls.",
+        "",
+        "| per 1,000 calls of the day | healthy day | day with a one-hour outage |",
+        "| --- | --- | --- |",
+        *(
+            f"| {label} | {fmt.format(healthy[key])} | {fmt.format(outage[key])} |"
+            for label, key, fmt in rows
+        ),
+        f"| **USD** | **{_money(healthy['usd'])}** | **{_money(outage['usd'])}** |",
+    ]
+    return "\n".join(out)
+
+
+def reconciler_section(figures: ReconcilerMeasured) -> str:
+    body = ["```json", figures.to_json(), "```", "", render_reconciler(figures)]
+    return "\n".join([RECONCILER_BEGIN, "", *body, "", RECONCILER_END])
+
+
+def reconciler_from_doc(text: str) -> ReconcilerMeasured:
+    section = text.split(RECONCILER_BEGIN, 1)[1].split(RECONCILER_END, 1)[0]
+    return ReconcilerMeasured.from_json(section.split("```json", 1)[1].split("```", 1)[0])
+
+
+def write_reconciler_doc(figures: ReconcilerMeasured, path: Path = DOC) -> None:
+    text = path.read_text(encoding="utf-8")
+    before, rest = text.split(RECONCILER_BEGIN, 1)
+    _, after = rest.split(RECONCILER_END, 1)
+    path.write_text(before + reconciler_section(figures) + after, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="voicedev.cost", description=__doc__.split("\n\n")[0] if __doc__ else None
@@ -754,8 +993,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     measured = measured_from_doc(DOC.read_text(encoding="utf-8")) if args.from_doc else measure(args.calls)
     print(render(measured))
+    doc_text = DOC.read_text(encoding="utf-8")
+    reconciler = reconciler_from_doc(doc_text) if args.from_doc else measure_reconciler()
+    print("\n### The reconciler\n\n" + render_reconciler(reconciler))
     if args.write:
         write_doc(measured)
+        write_reconciler_doc(reconciler)
         print(f"\nwrote {DOC.relative_to(PROJECT_ROOT)}")
     return 0
 

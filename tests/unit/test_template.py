@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from voice_webhooks.edge import routes
+from voice_webhooks.relay.settings import RelaySettings
 from voice_webhooks.runtime.observability import MetricName
 from voice_webhooks.storage.session_store import SESSION_SEQUENCE, SessionItem
 from voicedev.template_resources import PROJECT_ROOT, http_api_routes, load_template, resources_of_type
@@ -36,6 +37,47 @@ DOWNLOAD_SECRET = (
     "If:HasRecordingDownloadSecret?Ref:RecordingDownloadSecretArn:Ref:AuthTokenSecretArn",
 )
 
+# What each function needs, and all it gets.
+EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
+    "ConnectFunction": {SECRET, FLOW_PARAMETER, ("dynamodb:PutItem", TABLE)},
+    "ActionFunction": {SECRET, FLOW_PARAMETER, ("dynamodb:GetItem", TABLE), ("dynamodb:UpdateItem", TABLE)},
+    "StatusFunction": {
+        SECRET,
+        ("dynamodb:GetItem", TABLE),
+        ("dynamodb:PutItem", TABLE),
+        ("dynamodb:UpdateItem", TABLE),
+    },
+    "RecordingFunction": {
+        SECRET,
+        ("dynamodb:GetItem", TABLE),
+        ("dynamodb:UpdateItem", TABLE),
+        ("sqs:SendMessage", QUEUE),
+    },
+    # The fallback URL must keep answering when every data store is down: it touches none.
+    "FallbackFunction": {SECRET},
+    # HEAD needs GetObject, and ListBucket to see a 404 rather than a 403; the queue grants are its
+    # event source mapping's (receive, delete), on RecordingsQueue only.
+    "RecordingArchiverFunction": {
+        DOWNLOAD_SECRET,
+        ("s3:GetObject", BUCKET_OBJECTS),
+        ("s3:PutObject", BUCKET_OBJECTS),
+        ("s3:AbortMultipartUpload", BUCKET_OBJECTS),
+        ("s3:ListBucket", BUCKET),
+        ("dynamodb:UpdateItem", TABLE),
+        ("sqs:ReceiveMessage", QUEUE),
+        ("sqs:DeleteMessage", QUEUE),
+        ("sqs:GetQueueAttributes", QUEUE),
+    },
+    # Query on its sparse index only (never a scan); writes its own items, queues through the claim.
+    "ReconcilerFunction": {
+        SECRET,
+        ("dynamodb:Query", "Sub:${EventsTable.Arn}/index/ByReconcileDue"),
+        ("dynamodb:GetItem", TABLE),
+        ("dynamodb:PutItem", TABLE),
+        ("dynamodb:UpdateItem", TABLE),
+        ("sqs:SendMessage", QUEUE),
+    },
+}
 ALARMS = resources_of_type("AWS::CloudWatch::Alarm")
 
 
@@ -145,9 +187,15 @@ def test_events_table_keys_index_and_protection() -> None:
         {"AttributeName": "SessionId", "KeyType": "HASH"},
         {"AttributeName": "SequenceNumber", "KeyType": "RANGE"},
     ]
-    assert attributes == {"SessionId": "S", "SequenceNumber": "N", "CallSid": "S"}
-    # And the sessions of a call can be found by CallSid
-    (index,) = props["GlobalSecondaryIndexes"]
+    assert attributes == {
+        "SessionId": "S",
+        "SequenceNumber": "N",
+        "CallSid": "S",
+        "ReconcileShard": "S",
+        "ReconcileAt": "S",
+    }
+    # And the sessions of a call can be found by CallSid (ByReconcileDue: test_reconcile_rules.py)
+    (index,) = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == "ByCallSid"]
     assert index["KeySchema"] == [{"AttributeName": "CallSid", "KeyType": "HASH"}]
     # And the index shows what a listing of a call's sessions needs (and no more, so updates of
     # recordings and outcomes do not write it too)
@@ -365,7 +413,9 @@ def test_each_function_is_given_every_setting_it_requires_and_only_those(
 
 
 def test_every_global_variable_is_read_by_a_function(monkeypatch: pytest.MonkeyPatch) -> None:
-    known: set[str | None] = set()
+    # A misspelt name would leave a setting at its default without any error. (The relay's
+    # settings are read by the connect, action and relay functions' shared relay module.)
+    known: set[str | None] = {field.alias for field in RelaySettings.model_fields.values()}
     for function in FUNCTIONS:
         known |= {field.alias for field in settings_model_of(function, monkeypatch).model_fields.values()}
     for name in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]:
@@ -559,6 +609,8 @@ def test_every_alarm_notifies_the_optional_topic() -> None:
         "Api5xxRateAlarm",
         "RejectedSignatureAlarm",
         "RelayIntegrationErrorAlarm",
+        "ReconcileRecoveredAlarm",
+        "ReconcileApiFailuresAlarm",
     }
 
     # Then they all exist, each is explained in the guide, and each notifies the topic when one is given

@@ -34,6 +34,7 @@ from voicedev.emulator.timeline import (
     local_aws_endpoint,
     render,
 )
+from voicedev.fake_twilio_api import played_calls_default, record_played_calls
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
 CALL_SID = r"^CA[0-9a-fA-F]{32}$"
@@ -217,6 +218,22 @@ def simulate_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="probability (0-1) that each status/recording callback is delivered twice",
     )
+    parser.add_argument(
+        "--drop",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability (0-1) that each status/recording callback is lost for good (Twilio gave up); "
+        "then run `make reconcile` (docs/reconciliation.md)",
+    )
+    parser.add_argument(
+        "--record-calls",
+        metavar="FILE",
+        default=None,
+        help="append what Twilio knows of each call (final status, recordings) to FILE, as JSON lines, for "
+        "the fake REST API of `voice-webhooks-reconcile` (default with --drop against the local mode: "
+        f"{played_calls_default()})",
+    )
     parser.add_argument("--seed", type=int, help="seed for --shuffle/--duplicates (printed when not given)")
     parser.add_argument(
         "--call-status",
@@ -356,6 +373,8 @@ def simulate_main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("--base-url must be an http(s) URL")
         if not 0 <= args.duplicates <= 1:
             raise UsageError("--duplicates is a probability between 0 and 1")
+        if not 0 <= args.drop <= 1:
+            raise UsageError("--drop is a probability between 0 and 1")
         if args.calls < 0 or args.concurrency < 1:
             raise UsageError("--calls must be >= 0 and --concurrency >= 1")
         selected = _scenarios(args.scenario)
@@ -376,6 +395,7 @@ def simulate_main(argv: Sequence[str] | None = None) -> int:
         customer_number=args.customer_number,
         shuffle=args.shuffle,
         duplicates=args.duplicates,
+        drop=args.drop,
         seed=seed,
         handoff_data=handoff,
         timeout=args.timeout,
@@ -387,6 +407,9 @@ def simulate_main(argv: Sequence[str] | None = None) -> int:
     delivery = ("shuffled" if args.shuffle else "in order") + (
         f", duplicates p={args.duplicates}" if args.duplicates else ""
     )
+    if args.drop:
+        delivery += f", dropped for good p={args.drop}"
+    record_path = args.record_calls or (None if deployed or not args.drop else played_calls_default())
     print(fit(f"Emulating Twilio against {args.base_url} (callbacks {delivery}; seed {seed})"))
     print(f"  signed with {token_source}")
     if deployed:
@@ -411,6 +434,10 @@ def simulate_main(argv: Sequence[str] | None = None) -> int:
     results, summary = run_calls(
         config, selected, calls=calls, concurrency=args.concurrency, run_seed=seed, on_result=report
     )
+    if record_path:
+        record_played_calls(record_path, results, config.media_api_base)
+        dropped = sum(len(result.dropped) for result in results)
+        print(f"{dropped} callbacks dropped for good; what Twilio knows of the calls is in {record_path}")
     if show_timeline and not batch:
         location = _location(args, deployed)
         try:

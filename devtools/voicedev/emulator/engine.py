@@ -76,6 +76,10 @@ class EmulatorConfig:
     shuffle: bool = False
     duplicates: float = 0.0
     """Probability that each status / recording callback is delivered a second time."""
+    drop: float = 0.0
+    """Probability that each status / recording callback is lost for good (as when Twilio gives up
+    after its retries): it is never sent. What Twilio knows of the call is still recorded
+    (`CallResult.final_call_status`, `recordings`), for the fake REST API the reconciler asks."""
     seed: int | None = None
     handoff_data: dict[str, object] | None = None
     """Overrides every relay scenario's HandoffData (e.g. another allowed target)."""
@@ -180,6 +184,12 @@ class CallResult:
         """The conversation over the relay WebSocket (caller, agent)."""
         return [item for item in self.log if isinstance(item, Turn)]
 
+    dropped: list[str] = field(default_factory=list)
+    """Labels of the callbacks `drop` lost for good."""
+    final_call_status: str = "completed"
+    """The call's final state, as Twilio's REST API would report it."""
+    duration: int = 0
+
     @property
     def exchanges(self) -> list[Exchange]:
         return [item for item in self.log if isinstance(item, Exchange)]
@@ -228,6 +238,7 @@ class CallEmulator:
         self.client = client or TwilioClient(config.auth_token, read_timeout=config.timeout)
         self.seed = seed if seed is not None else secrets.randbits(32)
         self.rng = random.Random(self.seed)
+        self._drop_rng = random.Random(self.seed ^ 0x5EED)
         self.t = 0.0
         self._pending: list[_Delivery] = []
         self._order = 0
@@ -265,8 +276,11 @@ class CallEmulator:
         )
         if isinstance(document, Document):
             self._run(document)
+        else:
+            self.result.final_call_status = "failed"  # no TwiML: Twilio's application error
         self._call_progress_end()
         self._flush(None)
+        self.result.duration = round(self.t)
         self._check()
         return self.result
 
@@ -371,6 +385,7 @@ class CallEmulator:
             return END
         if isinstance(verb, Reject):
             self._note(f"<Reject reason={verb.reason}>: Twilio ends the call")
+            self.result.final_call_status = "busy" if verb.reason == "busy" else "no-answer"
             return END
         if isinstance(verb, Redirect):
             return (
@@ -805,6 +820,12 @@ class CallEmulator:
         if not due:
             return
         self._pending = [item for item in self._pending if not (until is None or item.due <= until)]
+        if self.config.drop > 0:
+            # Its own generator: the same seed shuffles and duplicates the same way with or without
+            # drops.
+            lost = [item for item in due if self._drop_rng.random() < self.config.drop]
+            self.result.dropped.extend(f"{item.kind} {item.label}" for item in lost)
+            due = [item for item in due if item not in lost]
         if self.config.shuffle:
             self.rng.shuffle(due)
         batch: list[tuple[_Delivery, bool]] = [(item, False) for item in due]

@@ -132,3 +132,10 @@ def websocket_handler(settings_model: type[S], handle: Callable[[dict[str, Any],
         return dict(handle(event, load_settings(settings_model)))
 
     return instrumented(handler, settings_model, correlation_id_path=correlation_paths.API_GATEWAY_REST)
+
+
+def scheduled_handler(
+    settings_model: type[S], handle: Callable[[dict[str, Any], LambdaContext, S], Any]
+) -> Handler:
+    """`lambda_handler` for a scheduled function (the reconciler): as `queue_handler`."""
+    return queue_handler(settings_model, handle)

@@ -6,13 +6,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from voice_webhooks.calls.action_routing import answer_action
+from voice_webhooks.calls.action_answer import ActionStores, answer_action
 from voice_webhooks.edge import routes
 from voice_webhooks.edge.resolver import ANY_METHOD, current_webhook, twiml_response, webhook_app
 from voice_webhooks.flows.loader import load_flow_config
 from voice_webhooks.runtime.observability import logger, metrics, tracer
 from voice_webhooks.runtime.settings import get_settings
-from voice_webhooks.storage.session_store import SessionStore
 
 app = webhook_app()
 
@@ -20,9 +19,9 @@ app = webhook_app()
 @app.route(routes.ACTION, method=ANY_METHOD)
 def action() -> Response[str]:
     settings = get_settings()
-    store = SessionStore(settings.require("events_table_name"))
+    stores = ActionStores.for_table(settings.require("events_table_name"))
     twiml = answer_action(
-        current_webhook(app), app.current_event, settings, store, lambda: load_flow_config(settings)
+        current_webhook(app), app.current_event, settings, stores, lambda: load_flow_config(settings)
     )
     return twiml_response(twiml)
 

@@ -12,7 +12,7 @@ from voice_webhooks.edge.resolver import ANY_METHOD, current_webhook, twiml_resp
 from voice_webhooks.flows.loader import load_flow_config
 from voice_webhooks.runtime.observability import logger, metrics, tracer
 from voice_webhooks.runtime.settings import get_settings
-from voice_webhooks.storage.session_store import SessionStore
+from voice_webhooks.storage.sessions import SessionStore
 
 app = webhook_app()
 

@@ -7,14 +7,13 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from voice_webhooks.callbacks.models import RecordingStatusCallback, parse_params
-from voice_webhooks.callbacks.recordings import handle_recording_callback
+from voice_webhooks.callbacks.recordings import RecordingStores, handle_recording_callback
 from voice_webhooks.callbacks.status import callback_session_id
 from voice_webhooks.edge import routes
 from voice_webhooks.edge.resolver import ANY_METHOD, current_webhook, empty_response, webhook_app
 from voice_webhooks.queues.recording_messages import RecordingPublisher
 from voice_webhooks.runtime.observability import logger, metrics, tracer
 from voice_webhooks.runtime.settings import get_settings
-from voice_webhooks.storage.session_store import SessionStore
 
 app = webhook_app()
 
@@ -28,7 +27,7 @@ def recording() -> Response[str]:
     handle_recording_callback(
         callback,
         session_id,
-        SessionStore(settings.require("events_table_name")),
+        RecordingStores.for_table(settings.require("events_table_name")),
         RecordingPublisher(settings.require("recordings_queue_url")),
         ttl_days=settings.event_ttl_days,
         # A queueing claim lasts as long as this invocation can (see recordings.py).

@@ -135,7 +135,7 @@ def assert_voicemail(answer: Answer, call: Call, prompt: str) -> ElementTree.Ele
 def dynamodb_failing(*operations: str, code: str = "InternalServerError") -> Iterator[list[str]]:
     """While open, every call of `operations` comes back as that AWS error (as after botocore's
     retries), before it reaches moto. Yields the names of the calls that failed."""
-    client = aws_clients.dynamodb().meta.client
+    client = aws_clients.dynamodb_client()
     failed: list[str] = []
 
     def fail(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:

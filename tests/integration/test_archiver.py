@@ -496,7 +496,7 @@ def test_a_dynamodb_failure_after_the_upload_is_retried_without_downloading_agai
     skip_retry_sleep(monkeypatch)
     recording = archive.complete_recording()
     [message] = archive.receive(1)
-    table_client = aws_clients.dynamodb().meta.client
+    table_client = aws_clients.dynamodb_client()
 
     # When the message is delivered, fails, and is delivered again
     with failing(table_client, "UpdateItem", code="InternalServerError", status=500):

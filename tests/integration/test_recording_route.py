@@ -246,7 +246,7 @@ def test_the_mark_failing_after_a_successful_send_still_answers_2xx(aws, invoke,
     output.read()
 
     with failing(
-        aws_clients.dynamodb().meta.client, "UpdateItem", code="InternalServerError", after=3
+        aws_clients.dynamodb_client(), "UpdateItem", code="InternalServerError", after=3
     ) as failed:
         answer = deliver(invoke, "recording", session.recording_url, COMPLETED)
 
@@ -268,7 +268,7 @@ def test_dynamodb_failing_on_the_state_update_answers_5xx_and_the_retry_complete
     # Given a session and DynamoDB unreachable for the next update
     session = open_session(invoke)
     skip_retry_sleep(monkeypatch)
-    with failing(aws_clients.dynamodb().meta.client, "UpdateItem"):
+    with failing(aws_clients.dynamodb_client(), "UpdateItem"):
         first = deliver(invoke, "recording", session.recording_url, COMPLETED)
 
     # Then Twilio is told to retry, nothing was recorded or queued

@@ -82,7 +82,7 @@ def handler_clients() -> dict[str, Any]:
     from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
     from voice_webhooks.runtime import aws_clients
 
-    clients = {"dynamodb": aws_clients.dynamodb().meta.client, "sqs": aws_clients.sqs()}
+    clients = {"dynamodb": aws_clients.dynamodb_client(), "sqs": aws_clients.sqs()}
     for name, provider in DEFAULT_PROVIDERS.items():
         clients[name] = provider.client
     return clients

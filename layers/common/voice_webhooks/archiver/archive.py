@@ -36,7 +36,8 @@ from voice_webhooks.errors import DependencyUnavailable, StorageError
 from voice_webhooks.queues.recording_messages import RecordingMessage
 from voice_webhooks.runtime.observability import MetricName, count, logger
 from voice_webhooks.runtime.settings import Settings
-from voice_webhooks.storage.session_store import SessionStore, utc_now
+from voice_webhooks.storage.dynamo import utc_now
+from voice_webhooks.storage.recordings import RecordingStore
 
 ACCOUNT_SID: Final = re.compile(r"^AC[0-9a-fA-F]{32}$")
 CALL_SID: Final = re.compile(r"^CA[0-9a-fA-F]{32}$")
@@ -142,7 +143,7 @@ class RecordingArchiver:
         store: ArchiveStore,
         media: MediaClient,
         credentials: CredentialSource,
-        sessions: SessionStore | None,
+        sessions: RecordingStore | None,
         extension: str = "wav",
         delete_after_archive: bool = False,
         allowed_accounts: Collection[str] = (),
@@ -165,7 +166,7 @@ class RecordingArchiver:
             store=ArchiveStore(settings.require("recordings_bucket_name")),
             media=MediaClient(MediaOrigins.parse(settings.recording_media_origins)),
             credentials=CredentialSource(settings),
-            sessions=SessionStore(settings.events_table_name) if settings.events_table_name else None,
+            sessions=RecordingStore(settings.events_table_name) if settings.events_table_name else None,
             extension=settings.recording_format,
             delete_after_archive=settings.delete_recordings_after_archive,
             allowed_accounts=settings.allowed_account_sids,

@@ -12,7 +12,8 @@ from voice_webhooks.errors import StorageError
 from voice_webhooks.flows.model import FlowConfig
 from voice_webhooks.runtime.observability import MetricName, count, logger, mask_phone
 from voice_webhooks.runtime.settings import Settings
-from voice_webhooks.storage.session_store import SessionItem, SessionStore, expires_at, utc_now
+from voice_webhooks.storage.dynamo import expires_at, utc_now
+from voice_webhooks.storage.sessions import SessionItem, SessionStore
 from voice_webhooks.twiml.connect import CallbackUrls, render_connect
 
 

@@ -107,7 +107,9 @@ class AwsResources:
 
     def item(self, session_id: str, item_key: str = "session") -> dict[str, Any] | None:
         """One item, read consistently (`session`, `recording#RE...`, `action#connect`, ...)."""
-        response = self.table.get_item(Key={"SessionId": session_id, "ItemKey": item_key}, ConsistentRead=True)
+        response = self.table.get_item(
+            Key={"SessionId": session_id, "ItemKey": item_key}, ConsistentRead=True
+        )
         return response.get("Item")
 
     def messages(self, queue: str = "RecordingsQueue") -> list[dict[str, Any]]:

@@ -155,8 +155,7 @@ class Archive:
     # -- what it left behind ----------------------------------------------------------------------
 
     def session_entry(self, recording: Recording) -> dict[str, Any]:
-        [session] = [item for item in self.aws.items(recording.session_id) if item["SequenceNumber"] == 0]
-        return dict(session["Recordings"][recording.sid])
+        return dict(self.aws.item(recording.session_id, f"recording#{recording.sid}") or {})
 
     def expected_key(self, recording: Recording, extension: str = "wav") -> str:
         completed = datetime.fromisoformat(self.session_entry(recording)["CompletedAt"]).astimezone(UTC)

@@ -217,7 +217,8 @@ def _relay(request: RelayActionRequest, flow: Flow | None) -> Decision:
             notices.append(Notice("warning", "Relay action request for a conversation flow: using defaults"))
     status = request.session_status
     fields: dict[str, Any] = {
-        "SessionId": request.relay_session_id,
+        # Twilio's VX... id, renamed: `SessionId` is the table's partition key (our session).
+        "RelaySessionId": request.relay_session_id,
         "SessionStatus": _value(status),
         "SessionDuration": request.session_duration,
         "ErrorCode": request.error_code,

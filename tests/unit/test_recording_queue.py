@@ -86,10 +86,7 @@ def test_the_message_is_built_from_the_stored_entry_and_session() -> None:
 
 def test_the_same_stored_entry_always_gives_the_same_message() -> None:
     # A retry rebuilds the message from the item: nothing of the retrying request goes in.
-    assert (
-        message_of(session_item()).body()
-        == message_of(session_item()).body()
-    )
+    assert message_of(session_item()).body() == message_of(session_item()).body()
 
 
 def test_a_recording_not_from_record_is_a_conversation_recording_and_unknown_fields_are_left_out() -> None:

@@ -62,8 +62,10 @@ class RecordingMessage(BaseModel):
     completed_at: datetime = Field(description="When this service first received the completed callback.")
 
     def body(self) -> str:
-        # JSON escapes control characters itself (`\u0001`); U+FFFE/U+FFFF would go out raw.
-        return sqs_text(self.model_dump_json(by_alias=True))
+        """The JSON body, every string field through `sqs_text` (as the attributes are), so that a
+        consumer sees the same value in both; JSON would escape control characters, not U+FFFE."""
+        safe = {name: sqs_text(value) for name, value in self if isinstance(value, str)}
+        return self.model_copy(update=safe).model_dump_json(by_alias=True)
 
     def attributes(self) -> dict[str, dict[str, str]]:
         """SQS message attributes, for filtering (EventBridge Pipes, subscription filters)."""

@@ -440,6 +440,13 @@ def assert_dial(answer: Answer, call: Call) -> ElementTree.Element:
     assert dial.attrib["method"] == "POST"
     assert dial.attrib["timeout"] == "25"
     assert dial.attrib["answerOnBridge"] == "true"
+    # And the dialled leg reports its status into the same session, with the connection overrides
+    (noun,) = list(dial)
+    callback, _, overrides = noun.attrib["statusCallback"].partition("#")
+    assert callback == session_url(routes.STATUS, call.session_id)
+    assert overrides == call.action_url.partition("#")[2]
+    assert noun.attrib["statusCallbackEvent"] == "initiated ringing answered completed"
+    assert noun.attrib["statusCallbackMethod"] == "POST"
     return dial
 
 

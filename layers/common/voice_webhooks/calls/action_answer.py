@@ -217,5 +217,6 @@ def answer_action(
     urls = ActionUrls(
         action=callback_url(base_url, routes.ACTION, session_id, overrides),
         recording=callback_url(base_url, routes.RECORDING, session_id, overrides),
+        status=callback_url(base_url, routes.STATUS, session_id, overrides),
     )
     return render_action(decision.next, urls, decision.say)

@@ -185,7 +185,7 @@ class TimelineReader:
         items = _query_all(
             self._table,
             IndexName=CALL_SID_INDEX,
-            KeyConditionExpression=Key("CallSid").eq(call_sid),
+            KeyConditionExpression=Key("SessionCallSid").eq(call_sid),
         )
         ordered = sorted(items, key=lambda item: str(item.get("CreatedAt") or item.get("ReceivedAt") or ""))
         return list(dict.fromkeys(str(item["SessionId"]) for item in ordered))
@@ -194,12 +194,37 @@ class TimelineReader:
         items = _query_all(
             self._table, KeyConditionExpression=Key("SessionId").eq(session_id), ConsistentRead=True
         )
-        return sorted((_plain(item) for item in items), key=lambda item: int(item["SequenceNumber"]))
+        return sorted((_plain(item) for item in items), key=lambda item: str(item["ItemKey"]))
 
     def timeline(self, session_id: str, *, read_queues: bool = True) -> SessionTimeline:
+        # docs/data-model.md: `session`, `event#...` (every stream, interleaved by EventTime),
+        # `action#<step>` and `recording#<sid>` items, shown here as the session's history.
         items = self.items(session_id)
-        session = next((item for item in items if int(item["SequenceNumber"]) == 0), None)
-        events = [item for item in items if int(item["SequenceNumber"]) > 0]
+        session = next((dict(item) for item in items if item["ItemKey"] == "session"), None)
+        steps = {
+            name.removeprefix("action#"): item
+            for item in items
+            if (name := str(item["ItemKey"])).startswith("action#")
+        }
+        recordings = {
+            str(item.get("RecordingSid")): item
+            for item in items
+            if str(item["ItemKey"]).startswith("recording#")
+        }
+        if session is not None or steps or recordings:
+            session = session or {}
+            session.setdefault("CallSid", session.get("SessionCallSid"))
+            for attribute, name in ACTION_STEPS:
+                if name in steps:
+                    session[attribute] = steps[name]
+            session["Recordings"] = recordings
+        events = sorted(
+            (item for item in items if str(item["ItemKey"]).startswith("event#")),
+            key=lambda item: (
+                str(item.get("EventTime") or item.get("ReceivedAt") or ""),
+                str(item["ItemKey"]),
+            ),
+        )
         result = SessionTimeline(session_id=session_id, session=session, events=events)
         if read_queues:
             result.messages = [message for message in self.peek_all() if message.session_id == session_id]
@@ -387,7 +412,7 @@ def render(timeline: SessionTimeline, *, queue_note: str | None = None) -> str:
         rows = [
             [
                 str(item["SequenceNumber"]),
-                str(item.get("Status", "?")),
+                str(item.get("Status") or item.get("CallStatus", "?")),
                 # Twilio's Timestamps have whole seconds: compare them with the start's second.
                 _relative(
                     _parse_time(item.get("Timestamp")), start.replace(microsecond=0) if start else None, 0

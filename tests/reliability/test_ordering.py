@@ -89,7 +89,7 @@ def session_plans(draw: st.DrawFn) -> SessionPlan:
         )
     # Call-progress streams beside the <Conversation> one: the session's own call (from 0) and, for
     # a hand-off, the dialled leg (its own CallSid, ParentCallSid the session's call).
-    leg_sid = draw(sid("CA"))
+    leg_sid = draw(sid("CA").filter(lambda leg: leg != call_sid))  # a leg is another call
     for stream_sid, parent in ((call_sid, None), (leg_sid, call_sid)):
         statuses = draw(st.lists(st.sampled_from(CALL_STATUSES), max_size=4, unique=True))
         for number, call_status in enumerate(sorted(statuses, key=CALL_STATUSES.index)):

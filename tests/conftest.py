@@ -101,7 +101,14 @@ class AwsResources:
         items = self.table.scan(ConsistentRead=True)["Items"]
         if session_id is not None:
             items = [item for item in items if item["SessionId"] == session_id]
-        return sorted(items, key=lambda item: (item["SessionId"], int(item["SequenceNumber"])))
+        return sorted(items, key=lambda item: (item["SessionId"], item["ItemKey"]))
+
+    def item(self, session_id: str, item_key: str = "session") -> dict[str, Any] | None:
+        """One item, read consistently (`session`, `recording#RE...`, `action#connect`, ...)."""
+        response = self.table.get_item(
+            Key={"SessionId": session_id, "ItemKey": item_key}, ConsistentRead=True
+        )
+        return response.get("Item")
 
     def messages(self, queue: str = "RecordingsQueue") -> list[dict[str, Any]]:
         response = self.sqs.receive_message(

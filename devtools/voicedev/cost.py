@@ -399,25 +399,35 @@ def write_doc(measured: Measured, path: Path = DOC) -> None:
 
 # --- measuring ------------------------------------------------------------------------------------------
 
-_INDEX_ATTRIBUTES = ("CallSid", "SessionId", "SequenceNumber")
+_TABLE_KEYS = ("SessionId", "ItemKey")
 
 
-def _index_projection() -> tuple[str, ...]:
-    """The attributes the template's ByCallSid index holds: its keys plus its projection."""
+def _index_attributes() -> dict[str, tuple[str, ...]]:
+    """Each index of EventsTable: its keys, the table's keys and its projection (docs/data-model.md:
+    both indexes hold session items only)."""
     indexes = resources_of_type("AWS::DynamoDB::Table")["EventsTable"]["GlobalSecondaryIndexes"]
-    (index,) = [index for index in indexes if index["IndexName"] == "ByCallSid"]
-    return _INDEX_ATTRIBUTES + tuple(index["Projection"].get("NonKeyAttributes", ()))
+    return {
+        index["IndexName"]: (
+            *(key["AttributeName"] for key in index["KeySchema"]),
+            *_TABLE_KEYS,
+            *index["Projection"].get("NonKeyAttributes", ()),
+        )
+        for index in indexes
+    }
 
 
-def _writes_index(operation: str, params: dict[str, Any]) -> bool:
-    """Whether a write also writes the ByCallSid index (DynamoDB skips the index when an update
-    changes none of its attributes)."""
+def _writes_index(operation: str, params: dict[str, Any]) -> int:
+    """How many indexes a write of a session item also writes (DynamoDB skips an index when an
+    update changes none of its attributes). Other items are in no index: the caller checks."""
+    indexes = _index_attributes()
     if operation != "UpdateItem":
-        return True
+        return len(indexes)
     expression = str(params.get("UpdateExpression", ""))
     names = {str(value) for value in (params.get("ExpressionAttributeNames") or {}).values()}
-    projected = _index_projection()
-    return any(name in names or re.search(rf"\b{name}\b", expression) for name in projected)
+    return sum(
+        any(name in names or re.search(rf"\b{name}\b", expression) for name in attributes)
+        for attributes in indexes.values()
+    )
 
 
 def _item_bytes(value: Any) -> int:
@@ -655,11 +665,11 @@ def _measure(calls: int) -> Measured:
                 reset_handler_caches()
 
     # DynamoDB request units: each write costs the written item's size in KB (rounded up); each
-    # strongly consistent read the item's size per 4 KB. Item sizes are the final ones (an upper
-    # bound for earlier writes). The ByCallSid index costs one more unit (its projection is small)
-    # for a write of an item with a CallSid that creates it or touches a key or projected attribute.
-    sizes = {(item["SessionId"], int(item["SequenceNumber"])): _item_bytes(item) for item in items}
-    has_call = {(item["SessionId"], int(item["SequenceNumber"])) for item in items if "CallSid" in item}
+    # strongly consistent read the item's size per 4 KB (eventually consistent: half). Item sizes are
+    # the final ones (an upper bound for earlier writes). Each index (ByCallSid, ByReconcileDue: both
+    # session items only, small projections) costs one more unit for a write of a session item that
+    # creates it or touches a key or projected attribute of that index.
+    sizes = {(item["SessionId"], item["ItemKey"]): _item_bytes(item) for item in items}
     write_units = read_units = 0.0
     counts: Counter[str] = Counter()
     for service, operation, params in operations:
@@ -667,14 +677,25 @@ def _measure(calls: int) -> Measured:
         if service != "dynamodb":
             continue
         key_source = params.get("Key") or params.get("Item") or {}
-        key = (_plain(key_source.get("SessionId")), int(_plain(key_source.get("SequenceNumber")) or 0))
+        key = (_plain(key_source.get("SessionId")), _plain(key_source.get("ItemKey")))
         size = sizes.get(key, 1024)
         if operation in ("PutItem", "UpdateItem", "DeleteItem"):
             write_units += math.ceil(size / 1024)
-            if key in has_call and _writes_index(operation, params):
-                write_units += 1
+            if key[1] == "session":
+                write_units += _writes_index(operation, params)
         elif operation == "GetItem":
             read_units += math.ceil(size / 4096) * (1 if params.get("ConsistentRead") else 0.5)
+        elif operation == "BatchGetItem":
+            for request in (params.get("RequestItems") or {}).values():
+                for wanted in request.get("Keys", []):
+                    found = sizes.get((_plain(wanted.get("SessionId")), _plain(wanted.get("ItemKey"))))
+                    # A key not found still costs the minimum read.
+                    read_units += math.ceil((found or 1) / 4096) * (
+                        1 if request.get("ConsistentRead") else 0.5
+                    )
+        elif operation == "Query":
+            # ByCallSid lookups by status callbacks without `session`: a few small projected items.
+            read_units += 1 if params.get("ConsistentRead") else 0.5
     sqs_requests = (
         counts["sqs:SendMessage"] + counts["sqs:SendMessageBatch"]
     ) / calls + 2  # plus the event source's receive and delete for the message

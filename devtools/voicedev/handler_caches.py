@@ -12,7 +12,13 @@ def reset_handler_caches() -> None:
     from voice_webhooks.runtime.settings import load_settings
 
     load_settings.cache_clear()
-    for factory in (aws_clients.dynamodb, aws_clients.table, aws_clients.sqs, aws_clients.s3):
+    for factory in (
+        aws_clients.dynamodb,
+        aws_clients.table,
+        aws_clients.dynamodb_client,
+        aws_clients.sqs,
+        aws_clients.s3,
+    ):
         factory.cache_clear()
     # The providers keep their values and their client (its endpoint): drop both.
     for provider_factory in (secrets_provider, ssm_provider):

@@ -169,6 +169,122 @@ def status_params(status: str, sequence_number: int, **extra: str) -> tuple[tupl
     return tuple((name, value) for name, value in params.items() if value != "<omit>")
 
 
+# Call-progress status callbacks (twilio-facts.md, "call-progress events"): the number's "Call
+# status changes" URL (no `session`), an outbound call's StatusCallback, a hand-off leg's.
+SAMPLE_OUTBOUND_CALL_SID = "CA" + "9c" * 16
+SAMPLE_LEG_CALL_SID = "CA" + "6b" * 16
+_PROGRESS_TIMES = {
+    "initiated": "Sat, 7 May 2022 01:00:01 +0000",
+    "ringing": "Sat, 7 May 2022 01:00:02 +0000",
+    "in-progress": "Sat, 7 May 2022 01:00:07 +0000",
+    "completed": "Sat, 7 May 2022 01:04:02 +0000",
+}
+
+
+def call_progress_params(
+    call_status: str, sequence_number: int, call_sid: str = SAMPLE_CALL_SID, **extra: str
+) -> tuple[tuple[str, str], ...]:
+    params = {
+        "AccountSid": DEV_ACCOUNT_SID,
+        "ApiVersion": "2010-04-01",
+        "CallSid": call_sid,
+        "CallStatus": call_status,
+        "Direction": "inbound",
+        "From": CALLER,
+        "To": RELAY_NUMBER,
+        "Caller": CALLER,
+        "Called": RELAY_NUMBER,
+        "Timestamp": _PROGRESS_TIMES.get(call_status, _PROGRESS_TIMES["completed"]),
+        "CallbackSource": "call-progress-events",
+        "SequenceNumber": str(sequence_number),
+    }
+    if call_status == "completed":
+        params.update(CallDuration="235", Duration="4")
+    params.update(extra)
+    return tuple((name, value) for name, value in params.items() if value != "<omit>")
+
+
+def outbound_params(call_status: str, sequence_number: int) -> tuple[tuple[str, str], ...]:
+    return call_progress_params(
+        call_status,
+        sequence_number,
+        SAMPLE_OUTBOUND_CALL_SID,
+        Direction="outbound-api",
+        From=RELAY_NUMBER,
+        To=CALLER,
+        Caller=RELAY_NUMBER,
+        Called=CALLER,
+    )
+
+
+def leg_params(call_status: str, sequence_number: int) -> tuple[tuple[str, str], ...]:
+    return call_progress_params(
+        call_status,
+        sequence_number,
+        SAMPLE_LEG_CALL_SID,
+        ParentCallSid=SAMPLE_CALL_SID,
+        Direction="outbound-dial",
+        From=RELAY_NUMBER,
+        To="+15550100100",
+        Caller=RELAY_NUMBER,
+        Called="+15550100100",
+    )
+
+
+CALL_PROGRESS_CASES = (
+    SampleCase(
+        name="status-call-progress-inbound-completed",
+        route=routes.STATUS,
+        status=204,
+        description=(
+            "The number's 'Call status changes' callback (no ?session=): the relay call completed. "
+            "Stored in the call's connect session, found by its CallSid; the session's CallStatus "
+            "moves to completed."
+        ),
+        params=call_progress_params("completed", 0),
+        session_flow="assistant",
+    ),
+    *(
+        SampleCase(
+            name=f"status-call-progress-outbound-{name}",
+            route=routes.STATUS,
+            status=204,
+            description=(
+                f"An outbound call's StatusCallback: {status} (#{sequence}). No connect session: the "
+                "call gets a session of its own, `<CallSid>` (Origin callback)."
+            ),
+            params=outbound_params(status, sequence),
+        )
+        for name, status, sequence in (
+            ("ringing", "ringing", 0),
+            ("answered", "in-progress", 1),
+            ("completed", "completed", 2),
+        )
+    ),
+    SampleCase(
+        name="status-call-progress-dialled-leg",
+        route=routes.STATUS,
+        status=204,
+        description=(
+            "The hand-off <Dial><Number statusCallback>: the dialled leg answered (ParentCallSid = "
+            "the session's call). Its own stream in the same session, latest on its leg# item."
+        ),
+        params=leg_params("in-progress", 2),
+        session=True,
+        session_flow="assistant",
+    ),
+    SampleCase(
+        name="status-other-calls-session",
+        route=routes.STATUS,
+        status=403,
+        description="A signed callback of another call naming this session: refused, nothing written.",
+        params=outbound_params("completed", 2),
+        session=True,
+        session_flow="assistant",
+    ),
+)
+
+
 def recording_params(
     status: str, recording_sid: str = SAMPLE_RECORDING_SID, source: str = "DialVerb", **extra: str
 ) -> tuple[tuple[str, str], ...]:
@@ -463,6 +579,7 @@ CASES: tuple[SampleCase, ...] = (
         params=recording_params("completed", RecordingStatus="<omit>"),
         session=True,
     ),
+    *CALL_PROGRESS_CASES,
     *ACTION_CASES,
 )
 
@@ -486,9 +603,10 @@ ENV_PLACEHOLDERS: dict[str, str] = {
 
 
 def sample_session_item(case: SampleCase, flow_kind: str, now: datetime | None = None) -> dict[str, Any]:
-    """The session item (SequenceNumber 0) the connect webhook would have written for the call a
-    callback case belongs to."""
-    from voice_webhooks.storage.session_store import SessionItem, expires_at
+    """The session item (`ItemKey` `session`) the connect webhook would have written for the call
+    a callback case belongs to (a dialled leg's: its parent call's)."""
+    from voice_webhooks.storage.dynamo import expires_at
+    from voice_webhooks.storage.sessions import SessionItem
 
     if case.session_flow is None:
         raise ValueError(f"case {case.name} declares no session_flow")
@@ -496,7 +614,7 @@ def sample_session_item(case: SampleCase, flow_kind: str, now: datetime | None =
     created = now or datetime.now(UTC)
     return SessionItem(
         session_id=SAMPLE_SESSION_ID,
-        call_sid=params.get("CallSid", SAMPLE_CALL_SID),
+        call_sid=SAMPLE_SESSION_ID.split("-")[0],
         account_sid=params.get("AccountSid", DEV_ACCOUNT_SID),
         from_=params.get("From"),
         to=params.get("To"),

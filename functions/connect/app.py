@@ -8,7 +8,7 @@ from voice_webhooks.edge.handler import WebhookFunction
 from voice_webhooks.edge.resolver import twiml_response
 from voice_webhooks.flows.loader import load_flow_config
 from voice_webhooks.runtime.settings import ConnectSettings
-from voice_webhooks.storage.session_store import SessionStore
+from voice_webhooks.storage.sessions import SessionStore
 
 edge = WebhookFunction(ConnectSettings)
 

@@ -3,13 +3,13 @@ only; a completed recording is queued to RecordingsQueue exactly once."""
 
 from aws_lambda_powertools.event_handler import Response
 from voice_webhooks.callbacks.models import RecordingStatusCallback, parse_params
-from voice_webhooks.callbacks.recordings import handle_recording_callback
+from voice_webhooks.callbacks.recordings import RecordingStores, handle_recording_callback
+from voice_webhooks.callbacks.status import callback_session_id
 from voice_webhooks.edge import routes
 from voice_webhooks.edge.handler import WebhookFunction
 from voice_webhooks.edge.resolver import empty_response
 from voice_webhooks.queues.recording_messages import RecordingPublisher
 from voice_webhooks.runtime.settings import RecordingSettings
-from voice_webhooks.storage.session_store import SessionStore
 
 edge = WebhookFunction(RecordingSettings, callback_session=True)
 
@@ -17,10 +17,12 @@ edge = WebhookFunction(RecordingSettings, callback_session=True)
 @edge.route(routes.RECORDING)
 def recording() -> Response[str]:
     request, settings = edge.request, edge.settings
+    callback = parse_params(RecordingStatusCallback, request.params)
     handle_recording_callback(
-        parse_params(RecordingStatusCallback, request.params),
-        request.callback_session_id(),
-        SessionStore(settings.events_table_name),
+        callback,
+        # Checked: a session of another call is refused (403) before anything is written.
+        callback_session_id(request, callback.call_sid),
+        RecordingStores.for_table(settings.events_table_name),
         RecordingPublisher(settings.recordings_queue_url),
         ttl_days=settings.event_ttl_days,
         # A queueing claim lasts as long as this invocation can (see recordings.py).

@@ -180,7 +180,7 @@ class LocalModeProcess:
 
     def items_of_call(self, call_sid: str) -> list[dict[str, Any]]:
         response = self.table().query(
-            IndexName="ByCallSid", KeyConditionExpression=Key("CallSid").eq(call_sid)
+            IndexName="ByCallSid", KeyConditionExpression=Key("SessionCallSid").eq(call_sid)
         )
         return list(response["Items"])
 

@@ -24,8 +24,11 @@ ARCHIVE_SECONDS = 20
 
 
 def session_item(local: LocalModeProcess, session_id: str) -> dict[str, Any]:
-    [item] = [i for i in local.items_of_session(session_id) if int(i["SequenceNumber"]) == 0]
-    return dict(item)
+    """The session item, with the session's `recording#` items beside it as `Recordings`."""
+    items = local.items_of_session(session_id)
+    [item] = [i for i in items if i["ItemKey"] == "session"]
+    recordings = {str(i["RecordingSid"]): i for i in items if str(i["ItemKey"]).startswith("recording#")}
+    return {**item, "Recordings": recordings}
 
 
 def wait_for_archives(local: LocalModeProcess, session_id: str) -> dict[str, dict[str, Any]]:

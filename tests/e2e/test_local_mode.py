@@ -145,7 +145,9 @@ def test_signed_get_with_twilio_params_appended_to_the_configured_query_is_answe
     conversation = twiml(answer).find("Connect/Conversation")
     assert conversation is not None
     # and the session was recorded for this call
-    assert [item["CallSid"] for item in local_mode.items_of_call(params["CallSid"])] == [params["CallSid"]]
+    assert [item["SessionCallSid"] for item in local_mode.items_of_call(params["CallSid"])] == [
+        params["CallSid"]
+    ]
 
 
 def test_unsigned_and_wrongly_signed_requests_get_403_and_write_nothing(local_mode: LocalModeProcess) -> None:
@@ -191,8 +193,8 @@ def test_the_session_item_is_readable_through_boto3_at_the_moto_endpoint(
     # Then the session item holds the call's identity and the chosen flow
     assert len(items) == 1
     item = items[0]
-    assert item["SequenceNumber"] == 0
-    assert item["CallSid"] == params["CallSid"]
+    assert item["ItemKey"] == "session"
+    assert item["SessionCallSid"] == params["CallSid"]
     assert item["AccountSid"] == DEV_ACCOUNT_SID
     assert item["To"] == CONVERSATION_NUMBER
     assert (item["Flow"], item["FlowKind"]) == ("frontline", "conversation")

@@ -38,7 +38,7 @@ def test_local_mode_runs_in_process_and_restores_the_environment_when_stopped() 
         assert action is not None
         assert str(action.get("action")).startswith(local.api_url + "/voice/action?session=")
         items = local.aws_client("dynamodb").scan(TableName=local.resources.table_name)["Items"]
-        assert [item["CallSid"]["S"] for item in items] == [params["CallSid"]]
+        assert [item["SessionCallSid"]["S"] for item in items] == [params["CallSid"]]
         assert [(record.path, record.status) for record in records] == [("/voice/connect", 200)]
         api_port = local.api.port
         aws_port = int(local.aws_endpoint.rsplit(":", 1)[1])

@@ -105,10 +105,26 @@ def post_action(
     return Answer(int(response["statusCode"]), body_text(response))
 
 
+STEP_NAMES = {
+    "connect": "ConnectAction",
+    "dial": "DialAction",
+    "record": "RecordAction",
+    "other": "OtherAction",
+}
+KEY_ATTRIBUTES = ("SessionId", "ItemKey", "Step", "ExpiresAt")
+
+
 def session_item(aws: Any, session_id: str) -> dict[str, Any]:
-    items = [item for item in aws.items(session_id) if int(item["SequenceNumber"]) == 0]
-    assert len(items) == 1
-    return items[0]
+    """The session item, with each `action#<step>` item of the session beside it under the name
+    the loop guard knows it by (ConnectAction, ...), without its key attributes."""
+    items = aws.items(session_id)
+    [session] = [item for item in items if item["ItemKey"] == "session"]
+    view = dict(session)
+    for item in items:
+        if item["ItemKey"].startswith("action#"):
+            step = item["ItemKey"].removeprefix("action#")
+            view[STEP_NAMES[step]] = {k: v for k, v in item.items() if k not in KEY_ATTRIBUTES}
+    return view
 
 
 def session_url(route: str, session_id: str) -> str:
@@ -135,7 +151,7 @@ def assert_voicemail(answer: Answer, call: Call, prompt: str) -> ElementTree.Ele
 def dynamodb_failing(*operations: str, code: str = "InternalServerError") -> Iterator[list[str]]:
     """While open, every call of `operations` comes back as that AWS error (as after botocore's
     retries), before it reaches moto. Yields the names of the calls that failed."""
-    client = aws_clients.dynamodb().meta.client
+    client = aws_clients.dynamodb_client()
     failed: list[str] = []
 
     def fail(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
@@ -404,7 +420,7 @@ def test_relay_completed_answers_an_empty_response(aws, invoke) -> None:
     stored = session_item(aws, call.session_id)["ConnectAction"]
     assert stored["SessionStatus"] == "completed"
     assert stored["SessionDuration"] == 35
-    assert stored["SessionId"] == "VX00000000000000000000000000000000"
+    assert stored["RelaySessionId"] == "VX00000000000000000000000000000000"
     assert stored["Kind"] == "relay"
     assert stored["Next"] == "empty"
 
@@ -424,6 +440,13 @@ def assert_dial(answer: Answer, call: Call) -> ElementTree.Element:
     assert dial.attrib["method"] == "POST"
     assert dial.attrib["timeout"] == "25"
     assert dial.attrib["answerOnBridge"] == "true"
+    # And the dialled leg reports its status into the same session, with the connection overrides
+    (noun,) = list(dial)
+    callback, _, overrides = noun.attrib["statusCallback"].partition("#")
+    assert callback == session_url(routes.STATUS, call.session_id)
+    assert overrides == call.action_url.partition("#")[2]
+    assert noun.attrib["statusCallbackEvent"] == "initiated ringing answered completed"
+    assert noun.attrib["statusCallbackMethod"] == "POST"
     return dial
 
 
@@ -642,7 +665,7 @@ def test_an_action_url_without_the_session_parameter_uses_the_call_sid_and_the_c
     # callbacks in the answer name that session
     assert answer.one("./Dial").attrib["action"].split("#", 1)[0] == session_url(routes.ACTION, call_sid)
     item = session_item(aws, call_sid)
-    assert item["CallSid"] == call_sid
+    assert item["SessionCallSid"] == call_sid
     assert item["AccountSid"] == DEV_ACCOUNT_SID
     assert item["ConnectAction"]["Flow"] == "assistant"
 
@@ -660,7 +683,7 @@ def test_an_action_after_a_lost_connect_write_fills_in_the_calls_identity(aws, i
     # Then the caller gets the TwiML, and the session item names the call as connect would have
     assert answer.verbs == ["Hangup"]
     item = session_item(aws, call.session_id)
-    assert (item["CallSid"], item["AccountSid"], item["Flow"]) == (
+    assert (item["SessionCallSid"], item["AccountSid"], item["Flow"]) == (
         call.call_sid,
         DEV_ACCOUNT_SID,
         "frontline",
@@ -689,17 +712,17 @@ def test_dynamodb_failing_to_record_the_request_still_answers_the_twiml(
     aws, invoke, capfd, monkeypatch
 ) -> None:
     output = Output(capfd, monkeypatch)
-    # Given a session, and DynamoDB failing every UpdateItem
+    # Given a session, and DynamoDB failing every PutItem (the action request's own item)
     call = answer_call(invoke, FRONTLINE)
     output.read()
 
     # When the worker does not answer
-    with dynamodb_failing("UpdateItem", code="ProvisionedThroughputExceededException") as failed:
+    with dynamodb_failing("PutItem", code="ProvisionedThroughputExceededException") as failed:
         answer = post_action(invoke, call.action_url, call, "conversation-dialed-call-incomplete")
 
     # Then the caller still gets the voicemail, and the failure is logged and counted
     assert_voicemail(answer, call, FRONTLINE_PROMPT)
-    assert failed == ["UpdateItem"]
+    assert failed == ["PutItem"]
     assert "ConnectAction" not in session_item(aws, call.session_id)
     emitted = output.read()
     assert emitted.metrics["ActionWriteFailed"] == 1
@@ -715,16 +738,17 @@ def test_dynamodb_failing_entirely_still_answers_by_the_called_numbers_flow(
     output.read()
 
     # When the relay session fails
-    with dynamodb_failing("GetItem", "UpdateItem") as failed:
+    with dynamodb_failing("BatchGetItem", "PutItem", "UpdateItem") as failed:
         answer = post_action(invoke, call.action_url, call, "relay-failed")
 
     # Then the flow of the called number still hands the caller to a human
-    assert failed == ["GetItem", "UpdateItem"]
+    assert failed == ["BatchGetItem", "PutItem", "UpdateItem"]
     assert answer.verbs == ["Say", "Dial"]
     assert [(noun.tag, noun.text) for noun in answer.one("./Dial")] == [("Number", SUPPORT_NUMBER)]
     emitted = output.read()
     assert emitted.metrics["ActionSessionReadFailed"] == 1
-    assert emitted.metrics["ActionWriteFailed"] == 1
+    # the action item and the identity fill (the session could not be read to skip it)
+    assert emitted.metrics["ActionWriteFailed"] == 2
 
 
 def test_flow_configuration_unavailable_answers_with_the_default_outcomes(aws, invoke, tmp_path) -> None:

@@ -155,8 +155,7 @@ class Archive:
     # -- what it left behind ----------------------------------------------------------------------
 
     def session_entry(self, recording: Recording) -> dict[str, Any]:
-        [session] = [item for item in self.aws.items(recording.session_id) if item["SequenceNumber"] == 0]
-        return dict(session["Recordings"][recording.sid])
+        return dict(self.aws.item(recording.session_id, f"recording#{recording.sid}") or {})
 
     def expected_key(self, recording: Recording, extension: str = "wav") -> str:
         completed = datetime.fromisoformat(self.session_entry(recording)["CompletedAt"]).astimezone(UTC)
@@ -496,7 +495,7 @@ def test_a_dynamodb_failure_after_the_upload_is_retried_without_downloading_agai
     skip_retry_sleep(monkeypatch)
     recording = archive.complete_recording()
     [message] = archive.receive(1)
-    table_client = aws_clients.dynamodb().meta.client
+    table_client = aws_clients.dynamodb_client()
 
     # When the message is delivered, fails, and is delivered again
     with failing(table_client, "UpdateItem", code="InternalServerError", status=500):

@@ -65,7 +65,7 @@ def connect_event(
 def only_session(aws: Any) -> dict[str, Any]:
     items: list[dict[str, Any]] = aws.items()
     assert len(items) == 1, items
-    assert int(items[0]["SequenceNumber"]) == 0
+    assert items[0]["ItemKey"] == "session"
     return items[0]
 
 
@@ -224,11 +224,14 @@ def test_session_item_holds_the_call_identity(aws: Any, invoke: Invoke) -> None:
     before = time.time()
     twiml(invoke("connect", connect_event(params)))
 
-    # Then the session item (SequenceNumber 0) holds who called whom, how, and which flow answered
+    # Then the session item holds who called whom, how, and which flow answered, and is open for
+    # the reconciler until a final status arrives
     session = only_session(aws)
     expected = {
-        "SequenceNumber": 0,
-        "CallSid": call_sid,
+        "ItemKey": "session",
+        "SessionCallSid": call_sid,
+        "Origin": "connect",
+        "ReconcileShard": "open",
         "AccountSid": DEV_ACCOUNT_SID,
         "From": CALLER,
         "To": RELAY_NUMBER,
@@ -241,6 +244,7 @@ def test_session_item_holds_the_call_identity(aws: Any, invoke: Invoke) -> None:
     created = datetime.fromisoformat(session["CreatedAt"])
     assert created.tzinfo is not None
     assert before - 1 <= created.timestamp() <= time.time() + 1
+    assert session["ReconcileAt"] == session["CreatedAt"]
     # ExpiresAt is the TTL attribute: epoch seconds, EVENT_TTL_DAYS after creation
     assert int(session["ExpiresAt"]) == int((created + timedelta(days=7)).timestamp())
 

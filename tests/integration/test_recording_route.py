@@ -10,7 +10,7 @@ import pytest
 from voice_webhooks.edge import routes
 from voice_webhooks.queues.recording_messages import SCHEMA
 from voice_webhooks.runtime import aws_clients
-from voicedev.twilio_signing import DEV_ACCOUNT_SID, http_api_event, random_sid
+from voicedev.twilio_signing import DEV_ACCOUNT_SID, http_api_event
 
 from tests.integration.callback_helpers import (
     Output,
@@ -25,13 +25,22 @@ from tests.integration.callback_helpers import (
 CALLBACKS = fixture("recording_callbacks.json")
 IN_PROGRESS: dict[str, str] = CALLBACKS["conversation"]["in-progress"]
 COMPLETED: dict[str, str] = CALLBACKS["conversation"]["completed"]
-VOICEMAIL: dict[str, dict[str, str]] = CALLBACKS["voicemail"]
+# Every recording callback of a session carries the session's CallSid (the ownership rule): the
+# voicemail is recorded on the same call as the conversation.
+CALL = COMPLETED["CallSid"]
+VOICEMAIL: dict[str, dict[str, str]] = {
+    status: {**params, "CallSid": CALL} for status, params in CALLBACKS["voicemail"].items()
+}
 STATUS_EVENTS: list[dict[str, str]] = fixture("status_callbacks.json")["events"]
 
 
 def recordings(aws: Any, session_id: str) -> dict[str, dict[str, Any]]:
-    [session] = [item for item in aws.items(session_id) if int(item["SequenceNumber"]) == 0]
-    return dict(session.get("Recordings", {}))
+    """RecordingSid -> its `recording#<RecordingSid>` item."""
+    return {
+        item["RecordingSid"]: item
+        for item in aws.items(session_id)
+        if item["ItemKey"].startswith("recording#")
+    }
 
 
 def all_messages(aws: Any) -> list[dict[str, Any]]:
@@ -50,7 +59,7 @@ def all_messages(aws: Any) -> list[dict[str, Any]]:
 
 def test_in_progress_then_completed_each_delivered_twice_queue_exactly_one_message(aws, invoke) -> None:
     # Given a session whose status callbacks already told us its ConversationSid
-    session = open_session(invoke)
+    session = open_session(invoke, CALL)
     assert deliver(invoke, "status", session.status_url, STATUS_EVENTS[0]) == 204
 
     # When the recording's callbacks arrive, each twice
@@ -104,7 +113,7 @@ def test_a_completed_recording_is_queued_and_counted_even_without_in_progress(
 ) -> None:
     output = Output(capfd, monkeypatch)
     # Given a session (Twilio's default recordingStatusCallbackEvent has no in-progress)
-    session = open_session(invoke)
+    session = open_session(invoke, CALL)
     output.read()
 
     # When the voicemail recording completes
@@ -129,7 +138,7 @@ def test_an_absent_or_failed_recording_is_recorded_and_counted_but_never_queued(
 ) -> None:
     output = Output(capfd, monkeypatch)
     # Given a session
-    session = open_session(invoke)
+    session = open_session(invoke, CALL)
     output.read()
 
     # When the voicemail recording comes back absent (too short / silent) or failed, twice
@@ -149,7 +158,7 @@ def test_an_absent_or_failed_recording_is_recorded_and_counted_but_never_queued(
 
 def test_a_terminal_state_never_goes_back(aws, invoke) -> None:
     # Given a completed, queued recording
-    session = open_session(invoke)
+    session = open_session(invoke, CALL)
     assert deliver(invoke, "recording", session.recording_url, COMPLETED) == 204
     before = recordings(aws, session.session_id)
 
@@ -190,7 +199,7 @@ def test_sqs_failing_on_the_first_completed_delivery_answers_5xx_and_the_retry_q
     aws, invoke, monkeypatch
 ) -> None:
     # Given a session and SQS unreachable for the next send
-    session = open_session(invoke)
+    session = open_session(invoke, CALL)
     skip_retry_sleep(monkeypatch)
 
     with failing(aws_clients.sqs(), "SendMessage") as failed:
@@ -218,7 +227,7 @@ def test_sqs_failing_on_the_first_completed_delivery_answers_5xx_and_the_retry_q
 
 def test_sqs_refusing_the_send_answers_5xx_and_a_later_duplicate_sends_it(aws, invoke, monkeypatch) -> None:
     # Given SQS answering an error (not unreachable) for the first send
-    session = open_session(invoke)
+    session = open_session(invoke, CALL)
     with failing(aws_clients.sqs(), "SendMessage", code="KmsThrottled", status=400):
         first = deliver(invoke, "recording", session.recording_url, COMPLETED)
     assert 500 <= first < 600
@@ -234,7 +243,7 @@ def test_sqs_refusing_the_send_answers_5xx_and_a_later_duplicate_sends_it(aws, i
 def test_a_concurrent_duplicate_does_not_send_a_second_message(aws, invoke) -> None:
     # Given a session, and a duplicate of the completed callback arriving while the first
     # delivery is sending (simulated by delivering it from inside the first SendMessage)
-    session = open_session(invoke)
+    session = open_session(invoke, CALL)
     duplicate_answers: list[int] = []
     client = aws_clients.sqs()
 
@@ -261,14 +270,12 @@ def test_a_concurrent_duplicate_does_not_send_a_second_message(aws, invoke) -> N
 def test_the_mark_failing_after_a_successful_send_still_answers_2xx(aws, invoke, capfd, monkeypatch) -> None:
     output = Output(capfd, monkeypatch)
     # Given a session, and DynamoDB failing the update that marks the recording queued: the
-    # fourth update of the delivery (recordings map, state, claim, mark)
-    session = open_session(invoke)
+    # third update of the delivery (state, claim, mark)
+    session = open_session(invoke, CALL)
     skip_retry_sleep(monkeypatch)
     output.read()
 
-    with failing(
-        aws_clients.dynamodb().meta.client, "UpdateItem", code="InternalServerError", after=3
-    ) as failed:
+    with failing(aws_clients.dynamodb_client(), "UpdateItem", code="InternalServerError", after=2) as failed:
         answer = deliver(invoke, "recording", session.recording_url, COMPLETED)
 
     # Then the message is out, so Twilio is not asked to retry (its retry would send it again);
@@ -287,9 +294,9 @@ def test_dynamodb_failing_on_the_state_update_answers_5xx_and_the_retry_complete
     aws, invoke, monkeypatch
 ) -> None:
     # Given a session and DynamoDB unreachable for the next update
-    session = open_session(invoke)
+    session = open_session(invoke, CALL)
     skip_retry_sleep(monkeypatch)
-    with failing(aws_clients.dynamodb().meta.client, "UpdateItem"):
+    with failing(aws_clients.dynamodb_client(), "UpdateItem"):
         first = deliver(invoke, "recording", session.recording_url, COMPLETED)
 
     # Then Twilio is told to retry, nothing was recorded or queued
@@ -308,7 +315,7 @@ def test_an_unknown_recording_status_is_stored_counted_and_later_completed(
 ) -> None:
     output = Output(capfd, monkeypatch)
     # Given a session
-    session = open_session(invoke)
+    session = open_session(invoke, CALL)
     output.read()
 
     # When Twilio sends a RecordingStatus this code does not know yet
@@ -332,7 +339,7 @@ def test_an_unknown_recording_status_is_stored_counted_and_later_completed(
 
 def test_get_callbacks_work_like_post_ones(aws, invoke) -> None:
     # Given recordingStatusCallbackMethod="GET"
-    session = open_session(invoke)
+    session = open_session(invoke, CALL)
 
     # When the callbacks arrive with their parameters in the query string
     answers = [
@@ -348,7 +355,7 @@ def test_get_callbacks_work_like_post_ones(aws, invoke) -> None:
 
 def test_a_recording_for_a_session_never_written_still_gets_queued(aws, invoke) -> None:
     # Given a session id whose connect-time write failed (no session item, no Recordings map)
-    session_id = f"{random_sid('CA')}-0011223344556677"
+    session_id = f"{CALL}-0011223344556677"
     url = session_url(routes.RECORDING, session_id)
 
     # When its recording completes
@@ -363,7 +370,7 @@ def test_a_recording_for_a_session_never_written_still_gets_queued(aws, invoke) 
 
 def test_two_recordings_of_one_session_are_tracked_and_queued_separately(aws, invoke) -> None:
     # Given a session with a conversation recording, then a voicemail
-    session = open_session(invoke)
+    session = open_session(invoke, CALL)
 
     # When both complete
     for params in (COMPLETED, VOICEMAIL["completed"]):
@@ -388,7 +395,7 @@ def test_two_recordings_of_one_session_are_tracked_and_queued_separately(aws, in
 )
 def test_a_malformed_recording_callback_is_refused_with_400(aws, invoke, change, reason) -> None:
     params = {name: value for name, value in {**COMPLETED, **change}.items() if value is not None}
-    url = session_url(routes.RECORDING, f"{random_sid('CA')}-0123456789abcdef")
+    url = session_url(routes.RECORDING, f"{CALL}-0123456789abcdef")
 
     response = invoke("recording", http_api_event("POST", url, params))
 

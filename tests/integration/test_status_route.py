@@ -29,12 +29,12 @@ def event(sequence: int, **changes: str) -> dict[str, str]:
     return {**EVENTS[sequence - 1], **changes}
 
 
-def event_items(aws: Any, session_id: str) -> list[dict[str, Any]]:
-    return [item for item in aws.items(session_id) if int(item["SequenceNumber"]) > 0]
+def event_items(aws: Any, session_id: str, prefix: str = "event#conversation#") -> list[dict[str, Any]]:
+    return [item for item in aws.items(session_id) if item["ItemKey"].startswith(prefix)]
 
 
 def session_item(aws: Any, session_id: str) -> dict[str, Any]:
-    items = [item for item in aws.items(session_id) if int(item["SequenceNumber"]) == 0]
+    items = [item for item in aws.items(session_id) if item["ItemKey"] == "session"]
     assert len(items) == 1
     return items[0]
 
@@ -76,7 +76,7 @@ def test_shuffled_and_duplicated_deliveries_leave_one_item_per_event_and_the_tru
     assert session_state["ConversationSid"] == LATEST["ConversationSid"]
     assert session_state["DialCallSid"] == LATEST["DialCallSid"]
     assert session_state["WorkerInitiated"] is False
-    assert session_state["CallSid"] == session.call_sid
+    assert session_state["SessionCallSid"] == session.call_sid
     assert session_state["Flow"] == "frontline"
 
 
@@ -155,7 +155,7 @@ def test_a_sequence_number_reused_with_different_content_keeps_the_first_and_is_
         ({"SequenceNumber": "2.5"}, "SequenceNumber: must be a non-negative integer"),
         ({"SequenceNumber": "-1"}, "SequenceNumber: must be a non-negative integer"),
         ({"SequenceNumber": ""}, "SequenceNumber"),
-        # 0 is the session item's sort key: never an event.
+        # `<Conversation>` events start at 1 (call-progress events at 0).
         ({"SequenceNumber": "0"}, "SequenceNumber"),
         ({"Status": None}, "Status: Field required"),
         ({"Status": ""}, "Status"),
@@ -202,7 +202,7 @@ def test_an_event_without_session_parameter_falls_back_to_the_call_sid(aws, invo
     assert [int(item["SequenceNumber"]) for item in event_items(aws, call_sid)] == [3]
     by_call = aws.table.query(
         IndexName="ByCallSid",
-        KeyConditionExpression="CallSid = :c",
+        KeyConditionExpression="SessionCallSid = :c",
         ExpressionAttributeValues={":c": call_sid},
     )["Items"]
     assert [(item["SessionId"], item["LatestStatus"]) for item in by_call] == [(call_sid, "call-answered")]
@@ -285,7 +285,7 @@ def test_dynamodb_failing_on_the_event_write_answers_5xx_and_the_retry_stores_it
     # Given a session, and DynamoDB failing every attempt of the next event write
     session = open_session(invoke)
     skip_retry_sleep(monkeypatch)
-    client = aws_clients.dynamodb().meta.client
+    client = aws_clients.dynamodb_client()
     output.read()
 
     # When Twilio delivers call-answered
@@ -312,7 +312,7 @@ def test_dynamodb_failing_on_the_session_update_answers_5xx_and_the_duplicate_re
     # Given a session, and DynamoDB failing the session update (after the event write succeeded)
     session = open_session(invoke)
     skip_retry_sleep(monkeypatch)
-    client = aws_clients.dynamodb().meta.client
+    client = aws_clients.dynamodb_client()
 
     with failing(client, "UpdateItem", code="ProvisionedThroughputExceededException", status=400):
         first = deliver(invoke, "status", session.status_url, event(4))
@@ -337,7 +337,7 @@ def test_a_conflicting_retry_completes_the_session_update_from_the_event_kept(
     # Given event 4 stored, but the session update that followed it failed (answered 5xx)
     session = open_session(invoke)
     skip_retry_sleep(monkeypatch)
-    with failing(aws_clients.dynamodb().meta.client, "UpdateItem"):
+    with failing(aws_clients.dynamodb_client(), "UpdateItem"):
         assert 500 <= deliver(invoke, "status", session.status_url, event(4)) < 600
 
     # When a delivery claiming SequenceNumber 4 arrives with different content

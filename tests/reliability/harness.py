@@ -247,7 +247,7 @@ def stored_items(table: Any, session_id: str) -> list[dict[str, Any]]:
 
 
 # Attributes recording when (or under which random claim) something happened: compared by presence.
-_WHEN = frozenset({"CreatedAt", "ExpiresAt", "ReceivedAt"})
+_WHEN = frozenset({"CreatedAt", "ExpiresAt", "ReceivedAt", "EventTime", "ReconcileAt"})
 _RECORDING_WHEN = frozenset(
     {"UpdatedAt", "CompletedAt", "QueueClaimId", "QueueLeaseUntil", "QueuedAt", "QueueMessageId"}
 )
@@ -260,12 +260,13 @@ def _present(value: Any) -> str:
 
 def normalized_item(item: Mapping[str, Any], ignore: frozenset[str] = frozenset()) -> dict[str, Any]:
     normal: dict[str, Any] = {}
+    recording = str(item.get("ItemKey", "")).startswith("recording#")
     for name, value in item.items():
         if name in ignore:
             continue
         if name == "SessionId":
             normal[name] = SESSION
-        elif name in _WHEN:
+        elif name in _WHEN or (recording and name in _RECORDING_WHEN):
             normal[name] = _present(value)
         elif name in ACTION_ATTRIBUTES and isinstance(value, Mapping):
             normal[name] = {
@@ -298,8 +299,8 @@ def normalized_message(message: Message, ignore: frozenset[str] = frozenset()) -
 
 @dataclass(frozen=True)
 class Snapshot:
-    items: dict[int, dict[str, Any]]
-    """SequenceNumber -> normalized item (0: the session item)."""
+    items: dict[str, dict[str, Any]]
+    """ItemKey -> normalized item (`session`, `event#...`, `recording#...`, `action#...`)."""
     messages: list[dict[str, Any]]
     raw_messages: list[Message] = field(compare=False, repr=False)
 
@@ -307,9 +308,7 @@ class Snapshot:
 def snapshot(
     table: Any, mailbox: Mailbox, session_id: str, *, ignore: frozenset[str] = frozenset()
 ) -> Snapshot:
-    items = {
-        int(item["SequenceNumber"]): normalized_item(item, ignore) for item in stored_items(table, session_id)
-    }
+    items = {str(item["ItemKey"]): normalized_item(item, ignore) for item in stored_items(table, session_id)}
     raw = mailbox.of(session_id)
     assert mailbox.unreadable == [], "RecordingsQueue holds a message that is not a recording message"
     messages = in_message_order(normalized_message(message, ignore) for message in raw)

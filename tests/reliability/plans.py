@@ -76,6 +76,40 @@ def status_event(
     return callback(routes.STATUS, params, f"status #{sequence} {status}")
 
 
+CALL_STATUSES = ("initiated", "ringing", "in-progress", "completed")
+
+
+def call_progress_event(
+    sequence: int,
+    call_status: str,
+    *,
+    call_sid: str,
+    parent_call_sid: str | None = None,
+    timestamp: datetime | None = None,
+) -> Callback:
+    """A call-progress status callback (SequenceNumber from 0): of the session's own call, or of a
+    leg it dialled (`parent_call_sid`)."""
+    params = {
+        "AccountSid": status_template()["AccountSid"],
+        "ApiVersion": "2010-04-01",
+        "CallSid": call_sid,
+        "CallStatus": call_status,
+        "Direction": "outbound-dial" if parent_call_sid else "inbound",
+        "From": "+15550109999",
+        "To": "+15550100100" if parent_call_sid else "+15550100001",
+        "CallbackSource": "call-progress-events",
+        "SequenceNumber": str(sequence),
+    }
+    if parent_call_sid:
+        params["ParentCallSid"] = parent_call_sid
+    if timestamp is not None:
+        params["Timestamp"] = format_datetime(timestamp)
+    if call_status == "completed":
+        params.update(CallDuration="61", Duration="2")
+    who = "leg" if parent_call_sid else "call"
+    return callback(routes.STATUS, params, f"{who} #{sequence} {call_status}")
+
+
 @dataclass(frozen=True)
 class RecordingPlan:
     sid: str

@@ -584,7 +584,9 @@ CLASSICS = [
         "a 60 KB value",
         lambda r, s: post(r, s, form(r, s, CallerCity="a" * 60_000)),
         ok,
-        stored_raw=lambda v: {**v, "CallerCity": "a" * 60_000},
+        # Over the event's Raw budget (16 KB): accepted, the parameter left out of Raw, the item
+        # marked RawTruncated (docs/data-model.md, "Bounded items").
+        stored_raw=lambda v: dict(v),
     ),
     Classic(
         "a 3000-character session id",
@@ -684,7 +686,8 @@ def test_the_classic_hostile_inputs_get_their_documented_answer_on_every_route(m
             if case.stored_raw is not None and route == routes.STATUS and answer.ok:
                 # and what was accepted is stored exactly as the form rules read it
                 params = valid_params(route, session)
-                key = {"SessionId": session.session_id, "SequenceNumber": int(params["SequenceNumber"])}
+                item_key = f"event#conversation#{int(params['SequenceNumber']):010d}"
+                key = {"SessionId": session.session_id, "ItemKey": item_key}
                 item = moto.table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
                 if item.get("Raw") != case.stored_raw(params):
                     problems.append(f"{where}: stored Raw {str(item.get('Raw'))[:200]}")
@@ -692,19 +695,21 @@ def test_the_classic_hostile_inputs_get_their_documented_answer_on_every_route(m
     assert not problems, "\n".join(problems)
 
 
-def test_a_session_id_is_read_up_to_256_bytes_and_refused_beyond(moto: Moto) -> None:
+def test_a_session_parameter_is_refused_unless_it_is_one_of_our_ids(moto: Moto) -> None:
     # Regression (found by this suite): a signed callback whose `session` is longer than DynamoDB
     # accepts for a key (2048 bytes) failed every write with a ValidationException: a 503 that Twilio
-    # retried, for a request that can never succeed. Now it is a 400 naming `session`. The limit is
-    # in bytes: 128 two-byte characters are at it.
+    # retried, for a request that can never succeed. Now `session` must be an id this service mints
+    # (`<CallSid>` or `<CallSid>-<16 hex>`, docs/data-model.md), else a 400 naming it.
     session = open_session(moto.env, random_sid("CA"))
     for route in (routes.STATUS, routes.RECORDING, routes.ACTION):
         body = form(route, session)
         for value, expected in (
-            ("s" * 256, success_status(route)),
-            (quote("\u00e9" * 128), success_status(route)),
-            ("s" * 257, 400),
-            (quote("\u00e9" * 128) + "s", 400),
+            (session.session_id, success_status(route)),
+            (session.call_sid, success_status(route)),
+            ("s" * 256, 400),
+            (quote("\u00e9" * 128), 400),
+            (session.session_id + "0", 400),
+            (session.session_id.upper(), 400),
         ):
             outcome = send(moto, post(route, session, body, query=f"session={value}"))
             assert outcome.answer.status == expected, (route, value[:20], outcome.answer.body)

@@ -31,10 +31,11 @@ DUPLICATES = 0.5
 @dataclass(frozen=True)
 class Stored:
     sessions: dict[str, dict[str, Any]]
-    """SessionId -> session item (SequenceNumber 0)."""
+    """SessionId -> session item, with its `recording#` items as `Recordings` (RecordingSid ->
+    item) and its `action#<step>` items as `ConnectAction`, ... beside it."""
     events: Counter[tuple[str, int]]
-    """(SessionId, SequenceNumber) -> how many items (more than 1 is impossible for a key: kept
-    to make the check read as what it is)."""
+    """(SessionId, SequenceNumber) of `<Conversation>` events -> how many items (more than 1 is
+    impossible for a key: kept to make the check read as what it is)."""
     raw: dict[tuple[str, int], dict[str, str]]
     messages: list[dict[str, Any]]
 
@@ -51,10 +52,16 @@ def read_everything(local: LocalMode) -> Stored:
     ):
         for wire in page["Items"]:
             item = {name: deserialize(value) for name, value in wire.items()}
-            key = (str(item["SessionId"]), int(item["SequenceNumber"]))
-            if key[1] == 0:
-                sessions[key[0]] = item
-            else:
+            session_id, item_key = str(item["SessionId"]), str(item["ItemKey"])
+            view = sessions.setdefault(session_id, {})
+            if item_key == "session":
+                view.update(item)
+            elif item_key.startswith("recording#"):
+                view.setdefault("Recordings", {})[str(item["RecordingSid"])] = item
+            elif item_key.startswith("action#"):
+                view[f"{item_key.removeprefix('action#').split('#')[0].capitalize()}Action"] = item
+            elif item_key.startswith("event#conversation#"):
+                key = (session_id, int(item["SequenceNumber"]))
                 events[key] += 1
                 raw[key] = dict(item["Raw"])
     sqs = local.aws_client("sqs")

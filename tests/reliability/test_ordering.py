@@ -43,11 +43,13 @@ from tests.reliability.harness import (
 from tests.reliability.ledger import LEDGER, SLOW_TIMEOUT
 from tests.reliability.plans import (
     ACTION_CHAINS,
+    CALL_STATUSES,
     OPTIONAL_STATUS_FIELDS,
     STATUSES,
     RecordingPlan,
     SessionPlan,
     action_chain,
+    call_progress_event,
     status_event,
     status_template,
 )
@@ -85,6 +87,22 @@ def session_plans(draw: st.DrawFn) -> SessionPlan:
                 omit=omit,
             )
         )
+    # Call-progress streams beside the <Conversation> one: the session's own call (from 0) and, for
+    # a hand-off, the dialled leg (its own CallSid, ParentCallSid the session's call).
+    leg_sid = draw(sid("CA").filter(lambda leg: leg != call_sid))  # a leg is another call
+    for stream_sid, parent in ((call_sid, None), (leg_sid, call_sid)):
+        statuses = draw(st.lists(st.sampled_from(CALL_STATUSES), max_size=4, unique=True))
+        for number, call_status in enumerate(sorted(statuses, key=CALL_STATUSES.index)):
+            stamped = draw(st.booleans())
+            events.append(
+                call_progress_event(
+                    number,
+                    call_status,
+                    call_sid=stream_sid,
+                    parent_call_sid=parent,
+                    timestamp=STARTED + timedelta(seconds=number) if stamped else None,
+                )
+            )
     recordings = draw(
         st.lists(
             st.builds(

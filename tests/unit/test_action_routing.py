@@ -7,12 +7,12 @@ import json
 from typing import Any
 
 import pytest
-from voice_webhooks.calls.action_routing import (
+from voice_webhooks.calls.action_decisions import decide
+from voice_webhooks.calls.action_requests import (
     MAX_HANDOFF_BYTES,
     ActionRequest,
     Step,
     classify,
-    decide,
     fingerprint,
     parse_handoff,
     read_action_request,

@@ -38,7 +38,9 @@ def call(session: str, statuses: int, recordings: list[tuple[str, str, tuple[str
 
 
 def item(session: str, sequence: int) -> dict[str, Any]:
-    return {"SessionId": session, "SequenceNumber": sequence}
+    """The session item (0) or a `<Conversation>` event item, keyed as docs/data-model.md says."""
+    key = "session" if sequence == 0 else f"event#conversation#{sequence:010d}"
+    return {"SessionId": session, "ItemKey": key, "SequenceNumber": sequence}
 
 
 def message(recording_sid: str) -> dict[str, Any]:

@@ -51,11 +51,11 @@ def test_requests_are_recorded_as_sent_and_answers_as_received_on_the_wire(aws: 
     recorder.active = True
 
     # When an item is written, read back, and written again against a condition
-    table.put_item(Item={"SessionId": "S1", "SequenceNumber": 1, "Size": Decimal(5)})
-    table.get_item(Key={"SessionId": "S1", "SequenceNumber": 1})
+    table.put_item(Item={"SessionId": "S1", "ItemKey": "e1", "Size": Decimal(5)})
+    table.get_item(Key={"SessionId": "S1", "ItemKey": "e1"})
     with pytest.raises(ClientError):
         table.put_item(
-            Item={"SessionId": "S1", "SequenceNumber": 1},
+            Item={"SessionId": "S1", "ItemKey": "e1"},
             ConditionExpression="attribute_not_exists(SessionId)",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
@@ -63,7 +63,7 @@ def test_requests_are_recorded_as_sent_and_answers_as_received_on_the_wire(aws: 
     # Then the parameters are DynamoDB's wire values, and so are the answers
     put, get, refused = recorder.calls
     assert (put.operation, put.method) == ("PutItem", "put_item")
-    assert put.params["Item"] == {"SessionId": {"S": "S1"}, "SequenceNumber": {"N": "1"}, "Size": {"N": "5"}}
+    assert put.params["Item"] == {"SessionId": {"S": "S1"}, "ItemKey": {"S": "e1"}, "Size": {"N": "5"}}
     assert get.response["Item"]["Size"] == {"N": "5"}
     assert refused.response["Error"]["Code"] == "ConditionalCheckFailedException"
     assert refused.response["Item"]["SessionId"] == {"S": "S1"}
@@ -75,14 +75,14 @@ def test_requests_are_recorded_as_sent_and_answers_as_received_on_the_wire(aws: 
     with Stubber(stubbed.meta.client) as stubber:
         for call in recorded:
             queue(stubber, call)
-        stubbed.put_item(Item={"SessionId": "S1", "SequenceNumber": 1, "Size": Decimal(5)})
-        assert stubbed.get_item(Key={"SessionId": "S1", "SequenceNumber": 1})["Item"] == {
+        stubbed.put_item(Item={"SessionId": "S1", "ItemKey": "e1", "Size": Decimal(5)})
+        assert stubbed.get_item(Key={"SessionId": "S1", "ItemKey": "e1"})["Item"] == {
             "SessionId": "S1",
-            "SequenceNumber": Decimal(1),
+            "ItemKey": "e1",
             "Size": Decimal(5),
         }
         with pytest.raises(ClientError) as refusal:
-            stubbed.put_item(Item={"SessionId": "S1", "SequenceNumber": 1})
+            stubbed.put_item(Item={"SessionId": "S1", "ItemKey": "e1"})
         stubber.assert_no_pending_responses()
     assert refusal.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
     # (boto3 leaves an error's item in wire values, from DynamoDB as from the stub)

@@ -116,17 +116,24 @@ def test_item_sizes_follow_dynamodb_rules() -> None:
 def test_only_writes_touching_the_index_attributes_are_charged_for_the_index() -> None:
     from voicedev.cost import _writes_index
 
-    # Given the template's ByCallSid projection
-    # When a session is created, or its status moves, the index is written too
-    assert _writes_index("PutItem", {"Item": {}})
-    assert _writes_index("UpdateItem", {"UpdateExpression": "SET LatestStatus = :status"})
-    assert _writes_index(
-        "UpdateItem",
-        {"UpdateExpression": "SET #s = :s", "ExpressionAttributeNames": {"#s": "LatestSequenceNumber"}},
+    # Given the template's indexes of session items (ByCallSid, ByReconcileDue)
+    # When a session is created, both are written
+    assert _writes_index("PutItem", {"Item": {}}) == 2
+    # And when its status moves, both show it (both project LatestStatus)
+    assert _writes_index("UpdateItem", {"UpdateExpression": "SET LatestStatus = :status"}) == 2
+    # And a final status removing it from the reconciler's index writes that one
+    assert _writes_index("UpdateItem", {"UpdateExpression": "REMOVE ReconcileShard, ReconcileAt"}) == 1
+    assert (
+        _writes_index(
+            "UpdateItem",
+            {"UpdateExpression": "SET #s = :s", "ExpressionAttributeNames": {"#s": "LatestSequenceNumber"}},
+        )
+        == 1
     )
-    # But a recording or an outcome update writes the table alone
-    assert not _writes_index(
-        "UpdateItem",
-        {"UpdateExpression": "SET Recordings.#r = :r", "ExpressionAttributeNames": {"#r": "RE0123"}},
+    # But an identity fill of attributes no index holds writes the table alone
+    assert (
+        _writes_index(
+            "UpdateItem", {"UpdateExpression": "SET #a = :a", "ExpressionAttributeNames": {"#a": "From"}}
+        )
+        == 0
     )
-    assert not _writes_index("UpdateItem", {"UpdateExpression": "SET ConnectAction = :a"})

@@ -37,8 +37,8 @@ def session_item(**entry_changes: Any) -> dict[str, Any]:
     }
     return {
         "SessionId": "session-1",
-        "SequenceNumber": 0,
-        "CallSid": CALL,
+        "ItemKey": "session",
+        "SessionCallSid": CALL,
         "AccountSid": ACCOUNT,
         "Flow": "frontline",
         "ConversationSid": "CH" + "2" * 32,
@@ -46,12 +46,17 @@ def session_item(**entry_changes: Any) -> dict[str, Any]:
     }
 
 
+def message_of(item: dict[str, Any]) -> RecordingMessage:
+    """The message for the recording `item` holds (its `recording#` item, beside the session)."""
+    return message_for("session-1", item, {**item["Recordings"][SID], "RecordingSid": SID})
+
+
 def test_the_message_is_built_from_the_stored_entry_and_session() -> None:
     # Given a session item holding a completed voicemail recording
     item = session_item()
 
     # When its message is built
-    message = message_for("session-1", item, SID)
+    message = message_of(item)
 
     # Then the body is the versioned schema, camelCase, with the session's conversation and flow
     assert json.loads(message.body()) == {
@@ -81,17 +86,14 @@ def test_the_message_is_built_from_the_stored_entry_and_session() -> None:
 
 def test_the_same_stored_entry_always_gives_the_same_message() -> None:
     # A retry rebuilds the message from the item: nothing of the retrying request goes in.
-    assert (
-        message_for("session-1", session_item(), SID).body()
-        == message_for("session-1", session_item(), SID).body()
-    )
+    assert message_of(session_item()).body() == message_of(session_item()).body()
 
 
 def test_a_recording_not_from_record_is_a_conversation_recording_and_unknown_fields_are_left_out() -> None:
     item = session_item(Source="DialVerb", Duration=None, Channels=None, StartTime=None)
     item.pop("ConversationSid")
 
-    message = message_for("session-1", item, SID)
+    message = message_of(item)
 
     assert message.kind == "conversation"
     body = json.loads(message.body())
@@ -104,20 +106,20 @@ def test_a_recording_not_from_record_is_a_conversation_recording_and_unknown_fie
 
 
 def test_a_missing_url_falls_back_to_the_recording_resource_url() -> None:
-    message = message_for("session-1", session_item(Url=None), SID)
+    message = message_of(session_item(Url=None))
 
     assert message.recording_url == URL
 
 
 def test_a_message_without_source_has_no_source_attribute() -> None:
-    message = message_for("session-1", session_item(Source=None), SID)
+    message = message_of(session_item(Source=None))
 
     assert "RecordingSource" not in message.attributes()
     assert message.kind == "conversation"
 
 
 def test_the_schema_is_fixed_and_unknown_fields_are_refused() -> None:
-    fields = json.loads(message_for("session-1", session_item(), SID).body())
+    fields = json.loads(message_of(session_item()).body())
 
     with pytest.raises(ValidationError):
         RecordingMessage.model_validate({**fields, "schema": "twilio-voice-webhooks.recording.v2"})
@@ -134,7 +136,7 @@ def sqs(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def test_the_publisher_sends_the_body_and_attributes(sqs) -> None:
     url = sqs.create_queue(QueueName="RecordingsQueue")["QueueUrl"]
-    message = message_for("session-1", session_item(), SID)
+    message = message_of(session_item())
 
     message_id = RecordingPublisher(url).publish(message)
 
@@ -150,7 +152,7 @@ def test_the_publisher_sends_the_body_and_attributes(sqs) -> None:
 def test_a_fifo_queue_drops_a_second_send_of_the_same_recording(sqs) -> None:
     url = sqs.create_queue(QueueName="RecordingsQueue.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     publisher = RecordingPublisher(url)
-    message = message_for("session-1", session_item(), SID)
+    message = message_of(session_item())
 
     publisher.publish(message)
     publisher.publish(message)
@@ -163,4 +165,4 @@ def test_a_queue_that_does_not_exist_is_a_storage_error(sqs) -> None:
     url = "https://sqs.us-east-1.amazonaws.com/123456789012/missing"
 
     with pytest.raises(StorageError):
-        RecordingPublisher(url).publish(message_for("session-1", session_item(), SID))
+        RecordingPublisher(url).publish(message_of(session_item()))

@@ -11,6 +11,7 @@ from voice_webhooks.callbacks.status import (
     callback_session_id,
     differing_fields,
     event_item,
+    raw_digest,
     same_delivery,
     twilio_params,
 )
@@ -49,6 +50,8 @@ def test_an_event_item_holds_the_parsed_fields_under_twilio_names_and_the_raw_pa
     # Then: keys, parsed values (timestamp in UTC ISO, boolean), raw parameters, times, TTL
     assert item == {
         "SessionId": "session-1",
+        "ItemKey": "event#conversation#0000000003",
+        "Stream": "conversation",
         "SequenceNumber": 3,
         "Status": "call-answered",
         "Timestamp": "2022-05-07T00:58:19+00:00",
@@ -57,7 +60,10 @@ def test_an_event_item_holds_the_parsed_fields_under_twilio_names_and_the_raw_pa
         "WorkerInitiated": True,
         "CallbackSource": "voice-conversation-service",
         "Raw": PARAMS,
+        "RawDigest": raw_digest(PARAMS),
         "ReceivedAt": "2022-05-07T00:58:21+00:00",
+        # Twilio's Timestamp interleaves the session's streams by time
+        "EventTime": "2022-05-07T00:58:19+00:00",
         "ExpiresAt": int((RECEIVED + timedelta(days=90)).timestamp()),
     }
     assert type(item["Status"]) is str
@@ -68,8 +74,21 @@ def test_an_event_item_leaves_out_absent_fields_and_never_carries_a_top_level_ca
 
     item = event_item(parse_params(StatusCallback, params), params, "s", RECEIVED, ttl_days=1)
 
-    assert set(item) == {"SessionId", "SequenceNumber", "Status", "Raw", "ReceivedAt", "ExpiresAt"}
+    assert set(item) == {
+        "SessionId",
+        "ItemKey",
+        "Stream",
+        "SequenceNumber",
+        "Status",
+        "Raw",
+        "RawDigest",
+        "ReceivedAt",
+        "EventTime",
+        "ExpiresAt",
+    }
     assert item["Raw"]["CallSid"] == CALL
+    # Without Twilio's Timestamp, the time it was received places the event
+    assert item["EventTime"] == item["ReceivedAt"]
 
 
 def test_an_unknown_status_is_kept_as_received_and_reported() -> None:
@@ -128,7 +147,8 @@ def test_twilio_parameters_of_a_get_callback_leave_out_our_session_parameter() -
 
 
 def test_the_session_comes_from_the_url_then_from_the_call_sid_else_the_request_is_malformed() -> None:
-    assert callback_session_id(request("POST", {"session": "from-url"}), CALL) == "from-url"
+    from_url = f"{CALL}-0123456789abcdef"
+    assert callback_session_id(request("POST", {"session": from_url}), CALL) == from_url
     assert callback_session_id(request("POST", {}), CALL) == CALL
     with pytest.raises(MalformedRequest):
         callback_session_id(request("POST", {"session": ""}), None)

@@ -12,7 +12,8 @@ import pytest
 from voice_webhooks.edge import routes
 from voice_webhooks.relay.settings import RelaySettings
 from voice_webhooks.runtime.observability import MetricName
-from voice_webhooks.storage.session_store import SESSION_SEQUENCE, SessionItem
+from voice_webhooks.storage.dynamo import SESSION_KEY, SORT
+from voice_webhooks.storage.sessions import SessionItem
 from voicedev.template_resources import PROJECT_ROOT, http_api_routes, load_template, resources_of_type
 
 from tests.conftest import load_function
@@ -40,12 +41,22 @@ DOWNLOAD_SECRET = (
 # What each function needs, and all it gets.
 EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
     "ConnectFunction": {SECRET, FLOW_PARAMETER, ("dynamodb:PutItem", TABLE)},
-    "ActionFunction": {SECRET, FLOW_PARAMETER, ("dynamodb:GetItem", TABLE), ("dynamodb:UpdateItem", TABLE)},
+    # The session item and the action items in one BatchGetItem; each request PutItem once; the
+    # identity fill UpdateItem.
+    "ActionFunction": {
+        SECRET,
+        FLOW_PARAMETER,
+        ("dynamodb:BatchGetItem", TABLE),
+        ("dynamodb:PutItem", TABLE),
+        ("dynamodb:UpdateItem", TABLE),
+    },
+    # Query on the ByCallSid index only: a callback without `session` finds its call's sessions.
     "StatusFunction": {
         SECRET,
         ("dynamodb:GetItem", TABLE),
         ("dynamodb:PutItem", TABLE),
         ("dynamodb:UpdateItem", TABLE),
+        ("dynamodb:Query", "Sub:${EventsTable.Arn}/index/ByCallSid"),
     },
     "RecordingFunction": {
         SECRET,
@@ -182,31 +193,47 @@ def test_events_table_keys_index_and_protection() -> None:
     props = table["Properties"]
     attributes = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
 
-    # Then sessions are partitions and events are sorted by Twilio's SequenceNumber
+    # Then sessions are partitions and every item of a session has a string key (stream prefixes)
     assert props["KeySchema"] == [
         {"AttributeName": "SessionId", "KeyType": "HASH"},
-        {"AttributeName": "SequenceNumber", "KeyType": "RANGE"},
+        {"AttributeName": "ItemKey", "KeyType": "RANGE"},
     ]
+    assert SORT == "ItemKey"
+    assert SESSION_KEY == "session"
     assert attributes == {
         "SessionId": "S",
-        "SequenceNumber": "N",
-        "CallSid": "S",
+        "ItemKey": "S",
+        "SessionCallSid": "S",
         "ReconcileShard": "S",
         "ReconcileAt": "S",
     }
-    # And the sessions of a call can be found by CallSid (ByReconcileDue: test_reconcile_rules.py)
-    (index,) = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == "ByCallSid"]
-    assert index["KeySchema"] == [{"AttributeName": "CallSid", "KeyType": "HASH"}]
-    # And the index shows what a listing of a call's sessions needs (and no more, so updates of
-    # recordings and outcomes do not write it too)
-    assert index["Projection"] == {
+    indexes = {index["IndexName"]: index for index in props["GlobalSecondaryIndexes"]}
+    # And the sessions of a call can be found by SessionCallSid (only on session items)
+    by_call = indexes["ByCallSid"]
+    assert by_call["KeySchema"] == [{"AttributeName": "SessionCallSid", "KeyType": "HASH"}]
+    # showing what a listing of a call's sessions needs (and no more, so identity fills do not
+    # write the index too)
+    assert by_call["Projection"] == {
         "ProjectionType": "INCLUDE",
-        "NonKeyAttributes": ["CreatedAt", "Flow", "FlowKind", "LatestStatus", "LatestSequenceNumber"],
+        "NonKeyAttributes": [
+            "CreatedAt",
+            "Flow",
+            "FlowKind",
+            "LatestStatus",
+            "LatestSequenceNumber",
+            "CallStatus",
+            "CallSequenceNumber",
+        ],
     }
+    # And the sessions whose call has no final status yet are listed by the sparse reconcile index
+    due = indexes["ByReconcileDue"]
+    assert due["KeySchema"] == [
+        {"AttributeName": "ReconcileShard", "KeyType": "HASH"},
+        {"AttributeName": "ReconcileAt", "KeyType": "RANGE"},
+    ]
     # And items expire by the attribute the code writes
     assert props["TimeToLiveSpecification"] == {"AttributeName": "ExpiresAt", "Enabled": True}
     assert SessionItem.model_fields["expires_at"].alias == "ExpiresAt"
-    assert SESSION_SEQUENCE == 0
     # And the data is recoverable, encrypted, billed on demand, and survives a stack deletion
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert props["SSESpecification"]["SSEEnabled"] is True

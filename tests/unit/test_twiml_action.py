@@ -19,6 +19,7 @@ from voice_webhooks.twiml.action import (
 URLS = ActionUrls(
     action="https://api.example.com/voice/action?session=CA1-ab#rc=3&rp=all",
     recording="https://api.example.com/voice/recording?session=CA1-ab#rc=3&rp=all",
+    status="https://api.example.com/voice/status?session=CA1-ab#rc=3&rp=all",
 )
 PLAIN = SayOptions()
 
@@ -99,6 +100,12 @@ def test_dial_uses_the_noun_of_the_address(address: str, noun: str, text: str) -
     assert dial is not None
     assert dial.attrib == {"action": URLS.action, "method": "POST", "timeout": "20", "answerOnBridge": "true"}
     assert [(child.tag, child.text) for child in dial] == [(noun, text)]
+    # And the dialled leg reports its call-progress events into the session's status URL
+    assert dial[0].attrib == {
+        "statusCallback": URLS.status,
+        "statusCallbackEvent": "initiated ringing answered completed",
+        "statusCallbackMethod": "POST",
+    }
 
 
 @pytest.mark.parametrize(

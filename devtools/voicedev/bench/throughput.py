@@ -74,11 +74,11 @@ def reconcile(
 ) -> Ledger:
     """Compare what was sent with the table's items and the queue's message bodies."""
     sessions, events, recordings = expected(results)
-    found_sessions = {str(item["SessionId"]) for item in items if int(item["SequenceNumber"]) == 0}
+    found_sessions = {str(item["SessionId"]) for item in items if item["ItemKey"] == "session"}
     found_events = Counter(
         (str(item["SessionId"]), int(item["SequenceNumber"]))
         for item in items
-        if int(item["SequenceNumber"]) > 0
+        if str(item["ItemKey"]).startswith("event#conversation#")
     )
     queued = Counter(str(json.loads(message["Body"])["recordingSid"]) for message in messages)
     ledger = Ledger(

@@ -83,7 +83,7 @@ def handler_clients() -> dict[str, Any]:
 
     from voicedev.handler_caches import handler_providers
 
-    clients = {"dynamodb": aws_clients.dynamodb().meta.client, "sqs": aws_clients.sqs()}
+    clients = {"dynamodb": aws_clients.dynamodb_client(), "sqs": aws_clients.sqs()}
     for name, provider in handler_providers().items():
         clients[name] = provider.client  # type: ignore[attr-defined]
     return clients

@@ -28,6 +28,12 @@ class AccountRejected(WebhookError):
     status = HTTPStatus.FORBIDDEN
 
 
+class SessionMismatch(WebhookError):
+    """A callback names a session of another call (docs/data-model.md, ownership rule)."""
+
+    status = HTTPStatus.FORBIDDEN
+
+
 class MethodNotAllowed(WebhookError):
     status = HTTPStatus.METHOD_NOT_ALLOWED
 

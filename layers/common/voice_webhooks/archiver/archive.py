@@ -35,7 +35,8 @@ from voice_webhooks.archiver.store import MEDIA_BYTES, ArchiveStore, ArchiveStor
 from voice_webhooks.errors import DependencyUnavailable, StorageError
 from voice_webhooks.queues.recording_messages import RecordingMessage
 from voice_webhooks.runtime.observability import MetricName, count, logger
-from voice_webhooks.storage.session_store import SessionStore, utc_now
+from voice_webhooks.storage.dynamo import utc_now
+from voice_webhooks.storage.recordings import RecordingStore
 
 NO_CALL: Final = "no-call"
 # A message started with less time than this left in the invocation fails at once (and is retried)
@@ -134,7 +135,7 @@ class RecordingArchiver:
         store: ArchiveStore,
         media: MediaClient,
         credentials: CredentialSource,
-        sessions: SessionStore | None,
+        sessions: RecordingStore | None,
         extension: str = "wav",
         delete_after_archive: bool = False,
         allowed_accounts: Collection[str] = (),
@@ -157,7 +158,7 @@ class RecordingArchiver:
             store=ArchiveStore(settings.recordings_bucket_name),
             media=MediaClient(MediaOrigins.parse(settings.recording_media_origins)),
             credentials=CredentialSource(settings),
-            sessions=SessionStore(settings.events_table_name) if settings.events_table_name else None,
+            sessions=RecordingStore(settings.events_table_name) if settings.events_table_name else None,
             extension=settings.recording_format,
             delete_after_archive=settings.delete_recordings_after_archive,
             allowed_accounts=settings.allowed_account_sids,

@@ -18,7 +18,18 @@ from voice_webhooks.errors import MalformedRequest
 CallSid = Annotated[str, StringConstraints(pattern=r"^CA[0-9a-fA-F]{32}$")]
 AccountSid = Annotated[str, StringConstraints(pattern=r"^AC[0-9a-fA-F]{32}$")]
 RecordingSid = Annotated[str, StringConstraints(pattern=r"^RE[0-9a-fA-F]{32}$")]
-NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
+# Length caps on every string we store (docs/data-model.md, "Bounded items"): far above anything
+# Twilio sends, so that a signed but hostile value is a 400 and no item can approach DynamoDB's
+# 400 KB limit. Parameters we do not model are kept only in an event's `Raw`, under its byte budget.
+MAX_WORD = 64  # statuses, directions, SIDs we do not check the shape of, error codes
+MAX_ADDRESS = 256  # From / To / Caller / Called: E.164 numbers, client:..., SIP URIs
+MAX_URL = 2048  # RecordingUrl
+MAX_TEXT = 1024  # ErrorMessage, Digits
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=MAX_WORD)]
+Word = Annotated[str, StringConstraints(max_length=MAX_WORD)]
+Address = Annotated[str, StringConstraints(max_length=MAX_ADDRESS)]
+Url = Annotated[str, StringConstraints(max_length=MAX_URL)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 
 
 def _twilio_bool(value: object) -> object:
@@ -40,11 +51,15 @@ def _rfc2822(value: object) -> object:
             return None
         try:
             parsed = parsedate_to_datetime(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError, IndexError) as exc:
             raise ValueError("must be an RFC 2822 date") from exc
         if parsed.tzinfo is None:
             raise ValueError("must be an RFC 2822 date with a time zone")
-        return parsed.astimezone(UTC)
+        try:
+            # `Fri, 31 Dec 9999 23:59:59 -2359` parses, but is past year 9999 in UTC.
+            return parsed.astimezone(UTC)
+        except (OverflowError, ValueError) as exc:
+            raise ValueError("must be an RFC 2822 date between the years 1 and 9999 (UTC)") from exc
     return value
 
 
@@ -125,6 +140,20 @@ class RecordingStatus(StrEnum):
     FAILED = "failed"
 
 
+class CallStatus(StrEnum):
+    """`CallStatus` of a call-progress status callback."""
+
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    CANCELED = "canceled"
+    FAILED = "failed"
+
+
 class RecordingChannels(StrEnum):
     MONO = "1"
     DUAL = "2"
@@ -134,10 +163,12 @@ class RecordingChannels(StrEnum):
 # a known value becomes the enum member; anything else stays a plain string.
 _LEFT_TO_RIGHT = Field(union_mode="left_to_right")
 _BLANK = BeforeValidator(_blank_none)
-OpenResult = Annotated[ConversationResult | str | None, _LEFT_TO_RIGHT, _BLANK]
-OpenDialCallStatus = Annotated[DialCallStatus | str | None, _LEFT_TO_RIGHT, _BLANK]
-OpenSessionStatus = Annotated[SessionStatus | str | None, _LEFT_TO_RIGHT, _BLANK]
-OpenRecordingChannels = Annotated[RecordingChannels | str | None, _LEFT_TO_RIGHT, _BLANK]
+OpenResult = Annotated[ConversationResult | Word | None, _LEFT_TO_RIGHT, _BLANK]
+OpenDialCallStatus = Annotated[DialCallStatus | Word | None, _LEFT_TO_RIGHT, _BLANK]
+OpenSessionStatus = Annotated[SessionStatus | Word | None, _LEFT_TO_RIGHT, _BLANK]
+OpenRecordingChannels = Annotated[RecordingChannels | Word | None, _LEFT_TO_RIGHT, _BLANK]
+OpenCallStatus = Annotated[CallStatus | NonEmptyStr, _LEFT_TO_RIGHT]
+OptionalCallSid = Annotated[CallSid | None, _BLANK]
 OpenConversationStatus = Annotated[ConversationStatus | NonEmptyStr, _LEFT_TO_RIGHT]
 OpenRecordingStatus = Annotated[RecordingStatus | NonEmptyStr, _LEFT_TO_RIGHT]
 
@@ -151,12 +182,12 @@ class TwilioCallback(BaseModel):
 
     account_sid: AccountSid = Field(alias="AccountSid")
     call_sid: CallSid | None = Field(None, alias="CallSid")
-    from_: str | None = Field(None, alias="From")
-    to: str | None = Field(None, alias="To")
-    direction: str | None = Field(None, alias="Direction")
-    call_status: str | None = Field(None, alias="CallStatus")
-    application_sid: str | None = Field(None, alias="ApplicationSid")
-    api_version: str | None = Field(None, alias="ApiVersion")
+    from_: Address | None = Field(None, alias="From")
+    to: Address | None = Field(None, alias="To")
+    direction: Word | None = Field(None, alias="Direction")
+    call_status: Word | None = Field(None, alias="CallStatus")
+    application_sid: Word | None = Field(None, alias="ApplicationSid")
+    api_version: Word | None = Field(None, alias="ApiVersion")
 
     def unknown_values(self) -> dict[str, str]:
         """Enumerated fields holding a value we do not know yet: Twilio name -> value."""
@@ -185,8 +216,8 @@ class TwilioRequest(TwilioCallback):
 class ConnectRequest(TwilioRequest):
     """The request for the connect TwiML (the number's voice URL)."""
 
-    caller: str | None = Field(None, alias="Caller")
-    called: str | None = Field(None, alias="Called")
+    caller: Address | None = Field(None, alias="Caller")
+    called: Address | None = Field(None, alias="Called")
 
 
 class ConversationActionRequest(TwilioRequest):
@@ -196,23 +227,24 @@ class ConversationActionRequest(TwilioRequest):
     result: OpenResult = Field(None, alias="Result")
     worker_initiated: TwilioBool = Field(None, alias="WorkerInitiated")
     dial_call_status: OpenDialCallStatus = Field(None, alias="DialCallStatus")
-    dial_call_sid: str | None = Field(None, alias="DialCallSid")
+    dial_call_sid: Word | None = Field(None, alias="DialCallSid")
     dial_call_duration: Seconds = Field(None, alias="DialCallDuration")
-    recording_sid: str | None = Field(None, alias="RecordingSid")
+    recording_sid: Word | None = Field(None, alias="RecordingSid")
     recording_duration: Seconds = Field(None, alias="RecordingDuration")
-    recording_url: str | None = Field(None, alias="RecordingUrl")
-    digits: str | None = Field(None, alias="Digits")
+    recording_url: Url | None = Field(None, alias="RecordingUrl")
+    digits: Text | None = Field(None, alias="Digits")
 
 
 class RelayActionRequest(TwilioRequest):
     """`<Connect action>` after a `<ConversationRelay>` session."""
 
-    relay_session_id: str | None = Field(None, alias="SessionId", description="Twilio's VX... session id")
+    relay_session_id: Word | None = Field(None, alias="SessionId", description="Twilio's VX... session id")
     session_status: OpenSessionStatus = Field(None, alias="SessionStatus")
     session_duration: Seconds = Field(None, alias="SessionDuration")
+    # Never stored (only its size and top-level keys): bounded by the body size and MAX_HANDOFF_BYTES.
     handoff_data: str | None = Field(None, alias="HandoffData")
-    error_code: str | None = Field(None, alias="ErrorCode")
-    error_message: str | None = Field(None, alias="ErrorMessage")
+    error_code: Word | None = Field(None, alias="ErrorCode")
+    error_message: Text | None = Field(None, alias="ErrorMessage")
 
 
 class StatusCallback(TwilioCallback):
@@ -223,10 +255,31 @@ class StatusCallback(TwilioCallback):
     )
     status: OpenConversationStatus = Field(alias="Status")
     timestamp: TwilioTimestamp = Field(None, alias="Timestamp")
-    conversation_sid: str | None = Field(None, alias="ConversationSid")
-    dial_call_sid: str | None = Field(None, alias="DialCallSid")
+    conversation_sid: Word | None = Field(None, alias="ConversationSid")
+    dial_call_sid: Word | None = Field(None, alias="DialCallSid")
     worker_initiated: TwilioBool = Field(None, alias="WorkerInitiated")
-    callback_source: str | None = Field(None, alias="CallbackSource")
+    callback_source: Word | None = Field(None, alias="CallbackSource")
+
+
+CALL_PROGRESS_SOURCE = "call-progress-events"
+
+
+class CallProgressCallback(TwilioRequest):
+    """A call-progress status callback (the number's "Call status changes" URL, a `<Dial>` noun's
+    `statusCallback`, an outbound call's `StatusCallback`): one event of one call's own stream.
+    `SequenceNumber` starts at 0; a dialled leg carries its parent's `ParentCallSid`."""
+
+    sequence_number: Annotated[int, BeforeValidator(_digits), Field(ge=0, le=2**31 - 1)] = Field(
+        alias="SequenceNumber"
+    )
+    call_status: OpenCallStatus = Field(alias="CallStatus")
+    timestamp: TwilioTimestamp = Field(None, alias="Timestamp")
+    callback_source: Word | None = Field(None, alias="CallbackSource")
+    parent_call_sid: OptionalCallSid = Field(None, alias="ParentCallSid")
+    call_duration: Seconds = Field(None, alias="CallDuration")
+    duration: Seconds = Field(None, alias="Duration")
+    forwarded_from: Address | None = Field(None, alias="ForwardedFrom")
+    caller_name: Address | None = Field(None, alias="CallerName")
 
 
 class RecordingStatusCallback(TwilioCallback):
@@ -234,19 +287,23 @@ class RecordingStatusCallback(TwilioCallback):
 
     recording_sid: RecordingSid = Field(alias="RecordingSid")
     recording_status: OpenRecordingStatus = Field(alias="RecordingStatus")
-    recording_url: str | None = Field(None, alias="RecordingUrl")
+    recording_url: Url | None = Field(None, alias="RecordingUrl")
     recording_duration: RecordingSeconds = Field(None, alias="RecordingDuration")
     recording_channels: OpenRecordingChannels = Field(None, alias="RecordingChannels")
-    recording_source: str | None = Field(None, alias="RecordingSource")
+    recording_source: Word | None = Field(None, alias="RecordingSource")
     recording_start_time: TwilioTimestamp = Field(None, alias="RecordingStartTime")
-    error_code: str | None = Field(None, alias="ErrorCode")
+    error_code: Word | None = Field(None, alias="ErrorCode")
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def parse_params(model: type[ModelT], params: Mapping[str, str]) -> ModelT:
-    """Validate Twilio's parameters; a missing or invalid field is a 400 naming it."""
+    """Validate Twilio's parameters; a missing or invalid field is a 400 naming it. A parameter
+    with an empty name is a 400 too: DynamoDB refuses an empty attribute or map-key name (a 5xx on
+    every retry), and Twilio never sends one."""
+    if "" in params:
+        raise MalformedRequest("request: a parameter has an empty name")
     try:
         return model.model_validate(dict(params))
     except ValidationError as exc:

@@ -1,6 +1,7 @@
 """`recordingStatusCallback` deliveries (the `<Conversation record>` recordings and the voicemail
-`<Record>`): each recording's state on the session item moves forward only, and the first time one
-reaches `completed` exactly one message goes to RecordingsQueue (docs/queue-messages.md).
+`<Record>`): each recording's state on its own item (`recording#<RecordingSid>`) moves forward
+only, and the first time one reaches `completed` exactly one message goes to RecordingsQueue
+(docs/queue-messages.md).
 
 Queueing is claim, send, mark: a delivery first claims the recording with a conditional update
 (a lease that ends with its own Lambda invocation), sends, then marks it queued. A concurrent
@@ -19,7 +20,9 @@ from voice_webhooks.callbacks.models import RecordingStatus, RecordingStatusCall
 from voice_webhooks.errors import DependencyUnavailable, StorageError
 from voice_webhooks.queues.recording_messages import RecordingPublisher, message_for
 from voice_webhooks.runtime.observability import MetricName, count, log_safe, logger
-from voice_webhooks.storage.session_store import SessionStore, expires_at, utc_now
+from voice_webhooks.storage.dynamo import expires_at, utc_now
+from voice_webhooks.storage.recordings import RecordingStore
+from voice_webhooks.storage.sessions import SessionStore
 
 TERMINAL_STATES = frozenset(
     status.value for status in (RecordingStatus.COMPLETED, RecordingStatus.ABSENT, RecordingStatus.FAILED)
@@ -36,8 +39,18 @@ class RecordingQueueBusy(DependencyUnavailable):
     the retry sees the outcome."""
 
 
+@dataclass(frozen=True)
+class RecordingStores:
+    recordings: RecordingStore
+    sessions: SessionStore
+
+    @classmethod
+    def for_table(cls, table_name: str) -> RecordingStores:
+        return cls(RecordingStore(table_name), SessionStore(table_name))
+
+
 def recording_entry(callback: RecordingStatusCallback, received_at: datetime) -> dict[str, Any]:
-    """The recording's entry in the session item's `Recordings` map."""
+    """The recording's state attributes on its item."""
     status = str(callback.recording_status)
     channels = None if callback.recording_channels is None else str(callback.recording_channels)
     entry: dict[str, Any] = {
@@ -81,7 +94,7 @@ def lease_until(now_ms: int, remaining_ms: int | None) -> int:
 def handle_recording_callback(
     callback: RecordingStatusCallback,
     session_id: str,
-    store: SessionStore,
+    store: RecordingStores,
     publisher: RecordingPublisher,
     *,
     ttl_days: int,
@@ -101,9 +114,12 @@ def handle_recording_callback(
         )
 
     try:
-        store.ensure_recordings_map(session_id, expires_at(received_at, ttl_days))
-        applied, session = store.advance_recording(
-            session_id, sid, recording_entry(callback, received_at), terminal_statuses=TERMINAL_STATES
+        applied, entry = store.recordings.advance_recording(
+            session_id,
+            sid,
+            recording_entry(callback, received_at),
+            expires_at=expires_at(received_at, ttl_days),
+            terminal_statuses=TERMINAL_STATES,
         )
     except StorageError as exc:
         count(MetricName.CALLBACK_STORAGE_FAILED)
@@ -112,7 +128,6 @@ def handle_recording_callback(
             extra={**fields, "reason": str(exc)},
         )
         raise
-    entry = dict((session.get("Recordings") or {}).get(sid) or {})
     current = str(entry.get("Status", status))
     if applied:
         _report_transition(status, callback, fields)
@@ -150,7 +165,7 @@ def _report_transition(status: str, callback: RecordingStatusCallback, fields: d
 def _queue_once(
     session_id: str,
     sid: str,
-    store: SessionStore,
+    store: RecordingStores,
     publisher: RecordingPublisher,
     now: datetime,
     remaining_ms: int | None,
@@ -159,7 +174,7 @@ def _queue_once(
     claim_id = uuid.uuid4().hex
     now_ms = int(now.timestamp() * 1000)
     try:
-        claimed, session = store.claim_recording_delivery(
+        claimed, entry = store.recordings.claim_recording_delivery(
             session_id,
             sid,
             claim_id=claim_id,
@@ -176,7 +191,6 @@ def _queue_once(
         _release_quietly(store, session_id, sid, claim_id, fields)
         raise
     if not claimed:
-        entry = (session.get("Recordings") or {}).get(sid) or {}
         if entry.get("QueuedAt"):
             return False
         # Our own claim id means our claim: the SDK's first attempt was applied, its answer lost,
@@ -186,8 +200,11 @@ def _queue_once(
             logger.info("Recording being queued by another delivery: answering 503", extra=fields)
             raise RecordingQueueBusy("recording is being queued by a concurrent delivery; retry")
 
-    message = message_for(session_id, session, sid)
     try:
+        # ConversationSid and Flow of the session go into the message; the recording's own
+        # item holds everything else.
+        session = store.sessions.get_session(session_id)
+        message = message_for(session_id, session, entry)
         message_id = publisher.publish(message)
     except StorageError as exc:
         count(MetricName.RECORDING_QUEUE_FAILED)
@@ -200,7 +217,7 @@ def _queue_once(
     count(MetricName.RECORDING_QUEUED)
     logger.info("Recording queued", extra={**fields, "message_id": message_id, "kind": message.kind})
     try:
-        marked = store.mark_recording_queued(
+        marked = store.recordings.mark_recording_queued(
             session_id, sid, claim_id=claim_id, queued_at=utc_now().isoformat(), message_id=message_id
         )
     except StorageError as exc:
@@ -216,11 +233,11 @@ def _queue_once(
 
 
 def _release_quietly(
-    store: SessionStore, session_id: str, sid: str, claim_id: str, fields: dict[str, str]
+    store: RecordingStores, session_id: str, sid: str, claim_id: str, fields: dict[str, str]
 ) -> None:
     """Give our claim back (a no-op when it was never taken), so that the retry need not wait."""
     try:
-        store.release_recording_claim(session_id, sid, claim_id=claim_id)
+        store.recordings.release_recording_claim(session_id, sid, claim_id=claim_id)
     except StorageError as exc:
         # The lease still ends with this invocation; the retry waits for it at worst.
         logger.warning("Claim not released", extra={**fields, "reason": str(exc)})

@@ -13,7 +13,8 @@ from voice_webhooks.flows.model import FlowConfig, RelayFlow
 from voice_webhooks.relay.settings import stack_relay_url
 from voice_webhooks.runtime.observability import MetricName, count, logger, mask_phone
 from voice_webhooks.runtime.settings import CallSettings
-from voice_webhooks.storage.session_store import SessionItem, SessionStore, expires_at, utc_now
+from voice_webhooks.storage.dynamo import expires_at, utc_now
+from voice_webhooks.storage.sessions import SessionItem, SessionStore
 from voice_webhooks.twiml.connect import CallbackUrls, render_connect
 
 

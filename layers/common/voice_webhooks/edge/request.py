@@ -119,8 +119,8 @@ class WebhookRequest:
     def callback_session_id(self) -> str:
         """`session_id`, refused (400) when missing, or too long for an id of ours: as a DynamoDB
         key it would fail every write (a 5xx, retried by Twilio to no end)."""
-        if self.session_param and len(self.session_param.encode("utf-8")) > MAX_SESSION_ID_BYTES:
-            raise MalformedRequest(f"{SESSION_PARAM}: longer than {MAX_SESSION_ID_BYTES} bytes")
+        if self.session_param and not SESSION_ID.fullmatch(self.session_param):
+            raise MalformedRequest(f"{SESSION_PARAM}: not a session id of this service")
         session_id = self.session_id
         if not session_id:
             raise MalformedRequest(
@@ -132,6 +132,11 @@ class WebhookRequest:
         """Names repeated with different values in the query string or in the body: which one is
         meant (our `session`, Twilio's `AccountSid`) would be a guess."""
         return sorted(set(self.query.repeated_names()) | set(self.form.repeated_names()))
+
+
+# `<CallSid>` (a session a callback started) or `<CallSid>-<16 hex>` (minted by connect): anything
+# else in `session` is no id of ours (docs/data-model.md).
+SESSION_ID = re.compile(r"^CA[0-9a-fA-F]{32}(-[0-9a-f]{16})?$")
 
 
 def parse_form(text: str, what: str = "form body") -> FormParams:

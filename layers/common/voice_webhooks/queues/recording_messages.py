@@ -5,6 +5,7 @@ at-least-once, see docs/queue-messages.md)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -23,6 +24,17 @@ VOICEMAIL_SOURCE = "RecordVerb"
 TWILIO_API = "https://api.twilio.com/2010-04-01"
 
 RecordingKind = Literal["voicemail", "conversation"]
+
+# SQS accepts only these characters in a message body and in attribute values (#x9 | #xA | #xD |
+# #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF). Every other character (control characters,
+# U+FFFE, U+FFFF) is replaced with U+FFFD in what is sent; the table keeps the value as received.
+_NOT_SQS = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+REPLACEMENT = "\ufffd"
+
+
+def sqs_text(value: str) -> str:
+    """`value` with every character SQS refuses replaced by U+FFFD."""
+    return _NOT_SQS.sub(REPLACEMENT, value)
 
 
 def recording_kind(source: str | None) -> RecordingKind:
@@ -52,7 +64,10 @@ class RecordingMessage(BaseModel):
     completed_at: datetime = Field(description="When this service first received the completed callback.")
 
     def body(self) -> str:
-        return self.model_dump_json(by_alias=True)
+        """The JSON body, every string field through `sqs_text` (as the attributes are), so that a
+        consumer sees the same value in both; JSON would escape control characters, not U+FFFE."""
+        safe = {name: sqs_text(value) for name, value in self if isinstance(value, str)}
+        return self.model_copy(update=safe).model_dump_json(by_alias=True)
 
     def attributes(self) -> dict[str, dict[str, str]]:
         """SQS message attributes, for filtering (EventBridge Pipes, subscription filters)."""
@@ -62,7 +77,11 @@ class RecordingMessage(BaseModel):
             "RecordingKind": self.kind,
             "RecordingSource": self.source,
         }
-        return {name: {"DataType": "String", "StringValue": value} for name, value in values.items() if value}
+        return {
+            name: {"DataType": "String", "StringValue": sqs_text(value)}
+            for name, value in values.items()
+            if value
+        }
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -74,9 +93,14 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def message_for(session_id: str, session_item: Mapping[str, Any], recording_sid: str) -> RecordingMessage:
-    """Built from the stored session item only, so every retry sends the same message."""
-    entry = session_item["Recordings"][recording_sid]
+def message_for(
+    session_id: str, session_item: Mapping[str, Any] | None, entry: Mapping[str, Any]
+) -> RecordingMessage:
+    """Built from the stored recording item (and the session item's ConversationSid and Flow),
+    so every retry sends the same message. The recording's CallSid belongs to the session (the
+    route checked the ownership rule before writing it)."""
+    session_item = session_item or {}
+    recording_sid = str(entry["RecordingSid"])
     account_sid = str(entry.get("AccountSid") or session_item["AccountSid"])
     # The completed callback always carries RecordingUrl; the canonical resource URL is the
     # same one, should a callback ever omit it.
@@ -85,7 +109,7 @@ def message_for(session_id: str, session_item: Mapping[str, Any], recording_sid:
         deduplication_id=recording_sid,
         session_id=session_id,
         account_sid=account_sid,
-        call_sid=entry.get("CallSid") or session_item.get("CallSid"),
+        call_sid=entry.get("CallSid") or session_item.get("SessionCallSid"),
         recording_sid=recording_sid,
         recording_url=str(url),
         duration_seconds=_int_or_none(entry.get("Duration")),

@@ -30,8 +30,8 @@ from voice_webhooks.relay.metrics import RelayMetric
 from voice_webhooks.relay.settings import ATTEMPT_PARAM, stack_relay_url
 from voice_webhooks.runtime.observability import count, logger
 from voice_webhooks.runtime.settings import CallSettings
+from voice_webhooks.storage.dynamo import expires_at, utc_now
 from voice_webhooks.storage.relay_store import RelayStore
-from voice_webhooks.storage.session_store import expires_at, utc_now
 from voice_webhooks.twiml.connect import CallbackUrls, render_relay
 
 IN_PROGRESS = "in-progress"

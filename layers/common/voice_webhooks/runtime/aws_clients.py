@@ -45,6 +45,13 @@ def table(name: str) -> Any:
 
 
 @cache
+def dynamodb_client() -> Any:
+    """The low-level DynamoDB client EventsTable access uses (storage/dynamo.py): cheaper to
+    build than the resource API, and its answers are the wire format the storage layer maps."""
+    return session().client("dynamodb", config=_CONFIG)
+
+
+@cache
 def sqs() -> Any:
     return session().client("sqs", config=_CONFIG)
 

@@ -57,6 +57,12 @@ class MetricName:
     RECORDING_QUEUE_FAILED = "RecordingQueueFailed"
     RECORDING_MARK_FAILED = "RecordingMarkFailed"
     CALLBACK_STORAGE_FAILED = "CallbackStorageFailed"
+    # A callback named a session that belongs to another call: refused, nothing written.
+    SESSION_MISMATCH = "SessionMismatch"
+    # A callback without `session` started a session of its own (no session found for its call).
+    CALLBACK_SESSION_STARTED = "CallbackSessionStarted"
+    # An event's raw parameters were over their byte budget and were stored truncated.
+    RAW_TRUNCATED = "RawTruncated"
     # Action requests (/voice/action): one count per request, then what came of it.
     ACTION_REQUEST = "ActionRequest"
     ACTION_UNKNOWN_VALUE = "ActionUnknownValue"

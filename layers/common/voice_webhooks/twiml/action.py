@@ -16,6 +16,9 @@ from voice_webhooks.flows.outcomes import DialOptions, SayOptions, VoicemailOpti
 
 # Written explicitly: the reference page contradicts itself on the default (twilio-facts.md).
 RECORDING_STATUS_EVENTS = "in-progress completed absent"
+# The dialled leg's call-progress events we ask for (space-separated: twilio-python does not join
+# lists). Without a list Twilio sends only `completed`.
+DIAL_STATUS_EVENTS = "initiated ringing answered completed"
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class ActionUrls:
 
     action: str
     recording: str
+    status: str | None = None
+    """/voice/status for the session: the dialled leg of a hand-off reports its status there."""
 
 
 @dataclass(frozen=True)
@@ -124,13 +129,23 @@ def _dial(response: VoiceResponse, step: DialTarget, urls: ActionUrls, say: SayO
         time_limit=options.time_limit,
         answer_on_bridge=options.answer_on_bridge,
     )
+    # The leg's own call-progress events, into the same session (a stream of its own there).
+    leg_status: dict[str, str] = (
+        {
+            "status_callback": urls.status,
+            "status_callback_event": DIAL_STATUS_EVENTS,
+            "status_callback_method": "POST",
+        }
+        if urls.status
+        else {}
+    )
     kind = dial_target_kind(step.address)
     if kind == "number":
-        dial.number(step.address)
+        dial.number(step.address, **leg_status)
     elif kind == "client":
-        dial.client(identity=step.address.removeprefix("client:"))
+        dial.client(identity=step.address.removeprefix("client:"), **leg_status)
     else:
-        dial.sip(step.address)
+        dial.sip(step.address, **leg_status)
 
 
 def render_action(step: NextStep, urls: ActionUrls, say: SayOptions) -> str:

@@ -567,6 +567,35 @@ def render_all(cases: Sequence[SampleCase] = CASES) -> dict[str, str]:
     return files
 
 
+SECURITY_DOC = PROJECT_ROOT / "docs" / "security.md"
+DOC_BEGIN = "<!-- sample-events:begin (make events writes this table) -->"
+DOC_END = "<!-- sample-events:end -->"
+
+
+def docs_table(cases: Sequence[SampleCase] = CASES) -> str:
+    """The table of docs/security.md#sample-events: every event, its function, its expected answer."""
+    template = template_resources.load_template()
+    lines = [
+        "| Event | Function | Needs first | Expected answer (effects) | What it is |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for case in cases:
+        promise = expected(case, template)
+        lines.append(
+            f"| `{case.file_name}` | {promise.function} | {promise.seed or '-'} | "
+            f"`{promise.summary()}` | {case.description.replace('|', '/').replace('<', '&lt;')} |"
+        )
+    return "\n".join(lines)
+
+
+def with_docs_table(text: str, table: str) -> str:
+    """`text` (docs/security.md) with the generated table between its markers."""
+    begin, end = text.find(DOC_BEGIN), text.find(DOC_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"{SECURITY_DOC.name} lacks the markers {DOC_BEGIN!r} ... {DOC_END!r}")
+    return text[: begin + len(DOC_BEGIN)] + "\n" + table + "\n" + text[end:]
+
+
 def stale_files(directory: Path, files: Mapping[str, str]) -> list[str]:
     """Files of `directory` that differ from `files`, are missing, or are not generated."""
     present = {path.name for path in directory.glob("*.json")}
@@ -597,13 +626,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the directory is stale; write nothing")
     args = parser.parse_args(argv)
     files = render_all()
+    doc = SECURITY_DOC.read_text(encoding="utf-8")
+    current_doc = with_docs_table(doc, docs_table())
     if args.check:
         stale = stale_files(args.dir, files)
         for name in stale:
             print(f"stale: {args.dir / name}", file=sys.stderr)
-        return 1 if stale else 0
+        if doc != current_doc:
+            print(f"stale: {SECURITY_DOC} (the sample events table)", file=sys.stderr)
+        return 1 if stale or doc != current_doc else 0
     for name in write(args.dir, files):
         print(f"{'wrote' if name in files else 'removed'} {args.dir / name}")
+    if doc != current_doc:
+        SECURITY_DOC.write_text(current_doc, encoding="utf-8")
+        print(f"wrote the sample events table of {SECURITY_DOC}")
     return 0
 
 

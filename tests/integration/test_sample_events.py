@@ -15,7 +15,17 @@ from urllib.parse import parse_qsl
 import pytest
 from twilio.request_validator import RequestValidator
 from voicedev import sample_expectations, template_resources
-from voicedev.sample_events import CASES, ENV_FILE, case_named, render_all, seed_items, write
+from voicedev.sample_events import (
+    CASES,
+    ENV_FILE,
+    SECURITY_DOC,
+    case_named,
+    docs_table,
+    render_all,
+    seed_items,
+    with_docs_table,
+    write,
+)
 from voicedev.twilio_signing import DEV_AUTH_TOKEN
 
 from tests.conftest import EVENTS_DIR, EXAMPLE_FLOWS
@@ -156,3 +166,16 @@ def _logical_id(function_dir: str) -> str:
         for route in template_resources.http_api_routes()
         if route.code_uri.name == function_dir
     )
+
+
+def test_security_doc_lists_every_event_with_its_expected_answer() -> None:
+    # Given docs/security.md#sample-events
+    doc = SECURITY_DOC.read_text(encoding="utf-8")
+
+    # Then its table is the generated one (run `make events` if this fails)
+    assert with_docs_table(doc, docs_table()) == doc
+    # And it names every event with the answer its expected file promises
+    for case in CASES:
+        promise = sample_expectations.load((EVENTS_DIR / case.expected_file_name).read_text(encoding="utf-8"))
+        assert f"| `{case.file_name}` | {promise.function} |" in doc
+        assert f"`{promise.summary()}`" in doc

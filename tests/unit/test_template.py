@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from voice_webhooks.edge import routes
+from voice_webhooks.runtime import endpoint_guard
 from voice_webhooks.runtime.observability import MetricName
 from voice_webhooks.runtime.settings import Settings
 from voice_webhooks.storage.session_store import SESSION_SEQUENCE, SessionItem
@@ -321,7 +322,11 @@ def test_globals_run_python_3_13_on_arm64_with_tracing_and_powertools() -> None:
     function_globals = TEMPLATE["Globals"]["Function"]
 
     assert function_globals["Runtime"] == "python3.13"
-    assert function_globals["Architectures"] == ["arm64"]
+    # The Architecture parameter, arm64 unless a user or `make sam-local` on x86_64 says otherwise
+    assert function_globals["Architectures"] == [{"Ref": "Architecture"}]
+    architecture = TEMPLATE["Parameters"]["Architecture"]
+    assert architecture["Default"] == "arm64"
+    assert architecture["AllowedValues"] == ["arm64", "x86_64"]
     assert function_globals["Tracing"] == "Active"
     assert function_globals["Layers"] == [{"Ref": "CommonLayer"}]
     variables = function_globals["Environment"]["Variables"]
@@ -339,9 +344,10 @@ def test_common_layer_is_built_by_sam_for_python_3_13_on_arm64() -> None:
     layer = RESOURCES["CommonLayer"]
     content = PROJECT_ROOT / layer["Properties"]["ContentUri"]
 
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    # The layer is built for the functions' architecture (SAM resolves the Ref in Metadata)
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": {"Ref": "Architecture"}}
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
-    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
     assert (content / "requirements.txt").is_file()
     assert (content / "voice_webhooks" / "__init__.py").is_file()
 
@@ -361,9 +367,61 @@ def test_every_function_logs_to_a_group_with_retention(function: str) -> None:
 def test_every_environment_variable_is_one_the_code_reads() -> None:
     # A misspelt name would leave a setting at its default without any error.
     known = {field.alias for field in Settings.model_fields.values()}
+    known.add(endpoint_guard.VARIABLE)  # boto3 reads it; endpoint_guard refuses a non-local one
     for function in FUNCTIONS:
         for name in function_env(function):
             assert name in known or name.startswith("POWERTOOLS_"), f"{function}: unknown variable {name}"
+
+
+def test_sam_local_parameters_reach_the_functions_as_plain_refs() -> None:
+    # `sam local` blanks an environment variable whose value is an Fn::If (it does not evaluate
+    # Conditions), so PublicBaseUrl never reached the functions under start-api: plain Refs
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+
+    assert variables["PUBLIC_BASE_URL"] == {"Ref": "PublicBaseUrl"}
+    assert variables["AWS_ENDPOINT_URL"] == {"Ref": "LocalAwsEndpoint"}
+    # And both are empty in a deployed stack unless set
+    assert TEMPLATE["Parameters"]["PublicBaseUrl"]["Default"] == ""
+    assert TEMPLATE["Parameters"]["LocalAwsEndpoint"]["Default"] == ""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "http://127.0.0.1:5005",
+        "http://172.31.250.1:33433",
+        "http://localhost:4566",
+        "http://10.0.0.5:80/",
+    ],
+)
+def test_local_aws_endpoint_accepts_loopback_and_bridge_addresses(value: str) -> None:
+    pattern = TEMPLATE["Parameters"]["LocalAwsEndpoint"]["AllowedPattern"]
+
+    # Given a development endpoint, Then the template and the functions both accept it
+    assert re.fullmatch(pattern, value), value
+    assert endpoint_guard.check_endpoint_url({"AWS_ENDPOINT_URL": value}) == (value or None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://dynamodb.us-east-1.amazonaws.com",
+        "http://example.com:5005",
+        "http://8.8.8.8:5005",
+        "http://172.32.0.1:5005",
+        "http://127.0.0.1:5005/path",
+        "http://127.0.0.1.example.com:5005",
+    ],
+)
+def test_local_aws_endpoint_refuses_any_other_host(value: str) -> None:
+    pattern = TEMPLATE["Parameters"]["LocalAwsEndpoint"]["AllowedPattern"]
+
+    # Given an endpoint that is not loopback or a private bridge, Then the template refuses it
+    assert not re.fullmatch(pattern, value), value
+    # And the functions refuse it too (a stack deployed around the pattern still sends nothing)
+    with pytest.raises(endpoint_guard.EndpointNotAllowed, match="LocalAwsEndpoint"):
+        endpoint_guard.check_endpoint_url({"AWS_ENDPOINT_URL": value})
 
 
 # --- permissions ----------------------------------------------------------------------------------

@@ -100,6 +100,12 @@ class Docker:
         if ids:
             self._out("rm", "-f", *ids)
 
+    def remove_images(self, reference: str) -> None:
+        """Remove the images matching `reference` (e.g. SAM's derived images of a rebuilt base)."""
+        ids = sorted(set(self._out("images", "-q", "--filter", f"reference={reference}").stdout.split()))
+        if ids:
+            self._out("rmi", "-f", *ids)
+
     def stop(self) -> None:
         """Stop the dockerd this run started (by its pid), waiting for it to exit."""
         if self.started_pid is None:

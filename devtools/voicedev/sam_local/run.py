@@ -441,7 +441,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         docker = ensure_docker()
         print(f"docker: {docker.host or 'default'}", flush=True)
-        print(f"image: {ensure_image(docker, arch, rebuild=args.rebuild_image, try_pull=not args.no_pull)}")
+        obtained = ensure_image(docker, arch, rebuild=args.rebuild_image, try_pull=not args.no_pull)
+        print(f"image: {obtained}", flush=True)
+        if "cached" not in obtained:
+            # SAM's derived images (base + emulator + layer) are tagged by the layer's hash, not
+            # the base's: drop them so that SAM builds them on the new base.
+            docker.remove_images("samcli/lambda-python")
+            docker.remove_images("public.ecr.aws/lambda/python:*rapid*")
         sam_build(arch, build_dir)
         gateway = docker.bridge_gateway()
         # Bound to the bridge address only: reachable from the containers and this host, not beyond.

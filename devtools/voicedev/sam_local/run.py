@@ -438,17 +438,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     server: EmbeddedAws | None = None
     rows: list[Row] = []
     servers: list[Server] = []
+    phases: list[str] = []
+
+    def phase(name: str, since: float) -> float:
+        phases.append(f"{name} {time.monotonic() - since:.0f} s")
+        return time.monotonic()
+
+    mark = started
     try:
         docker = ensure_docker()
         print(f"docker: {docker.host or 'default'}", flush=True)
         obtained = ensure_image(docker, arch, rebuild=args.rebuild_image, try_pull=not args.no_pull)
         print(f"image: {obtained}", flush=True)
+        mark = phase("docker+image", mark)
         if "cached" not in obtained:
             # SAM's derived images (base + emulator + layer) are tagged by the layer's hash, not
             # the base's: drop them so that SAM builds them on the new base.
             docker.remove_images("samcli/lambda-python")
             docker.remove_images("public.ecr.aws/lambda/python:*rapid*")
         sam_build(arch, build_dir)
+        mark = phase("sam build", mark)
         gateway = docker.bridge_gateway()
         # Bound to the bridge address only: reachable from the containers and this host, not beyond.
         server = EmbeddedAws(0, region=REGION, host=gateway)
@@ -469,8 +478,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.skip_events:
             cases = [c for c in sample_events.CASES if not args.events or c.name in args.events]
             rows += check_events(sam, aws, cases, servers[0])
+            mark = phase("events", mark)
         if not args.skip_api:
             rows += check_scenarios(servers[-1], args.scenarios)
+            mark = phase("scenarios", mark)
     except (DockerError, ImageError, RunError) as exc:
         print(f"make sam-local: {exc}", file=sys.stderr)
         print(f"logs: {log_dir}", file=sys.stderr)
@@ -485,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             docker.stop()
     print()
     print(render(rows))
-    print(f"make sam-local: {time.monotonic() - started:.0f} s (logs: {log_dir})")
+    print(f"make sam-local: {time.monotonic() - started:.0f} s ({', '.join(phases)}; logs: {log_dir})")
     return 0 if rows and all(row.ok for row in rows) else 1
 
 

@@ -21,7 +21,7 @@ export SAM_CLI_TELEMETRY ?= 0
 SAM_BUILD_FLAGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sam-cli test test-fast lint format local schema requirements validate-config build clean events simulate timeline cost bench reconcile
+.PHONY: help venv sam-cli test test-fast lint format local schema requirements validate-config build clean events simulate timeline cost bench reconcile sam-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -107,23 +107,32 @@ requirements: $(STAMP) ## Regenerate layers/common/requirements.txt from pyproje
 validate-config: $(STAMP) ## Check a flow configuration file: make validate-config FILE=config/flows.json
 	$(BIN)/voice-webhooks-validate-config $(or $(FILE),config/flows.example.json)
 
-build: $(SAM_DEPS) ## sam build for arm64 (needs python3.13 on PATH, or SAM_BUILD_FLAGS=--use-container)
-	@if [[ " $(SAM_BUILD_FLAGS) " != *" --use-container "* ]] && ! python3.13 -c '' >/dev/null 2>&1; then \
-	  echo "sam build needs python3.13 on PATH (the Lambda runtime's version), or Docker with" >&2; \
-	  echo "  make build SAM_BUILD_FLAGS=--use-container    (see docs/deploy.md)" >&2; \
+# ARCH: the Architecture template parameter (arm64, the default, or x86_64); give `sam deploy` the same.
+ARCH ?= arm64
+# sam build needs python3.13 (the Lambda runtime's version): PATH's, else pyenv's 3.13 when it has one.
+PY313_ENV := $(shell python3.13 -c '' >/dev/null 2>&1 || { v=$$(pyenv versions --bare 2>/dev/null | grep '^3\.13' | tail -1); test -n "$$v" && echo "PYENV_VERSION=$${PYENV_VERSION:+$$PYENV_VERSION:}$$v"; })
+build: $(SAM_DEPS) ## sam build (ARCH=arm64|x86_64; needs python3.13 on PATH or in pyenv, or SAM_BUILD_FLAGS=--use-container)
+	@if [[ " $(SAM_BUILD_FLAGS) " != *" --use-container "* ]] && ! env $(PY313_ENV) python3.13 -c '' >/dev/null 2>&1; then \
+	  echo "sam build needs python3.13 (the Lambda runtime's version) on PATH: install it (or pyenv install 3.13)," >&2; \
+	  echo "  or, with Docker: make build SAM_BUILD_FLAGS=--use-container    (see docs/deploy.md, docs/sam-local.md)" >&2; \
 	  exit 1; \
 	fi
-	$(SAM) build --template template.yaml $(SAM_BUILD_FLAGS)
+	env $(PY313_ENV) $(SAM) build --template template.yaml --parameter-overrides Architecture=$(ARCH) $(SAM_BUILD_FLAGS)
 	@# What no function imports (twilio's REST client and its HTTP stack, botocore's models of the
 	@# AWS services never called) stays out of the layer: the lists are in the script.
 	$(PYTHON) devtools/voicedev/layer_trim.py .aws-sam/build/CommonLayer/python --report .aws-sam/layer-trim.json
 	@# Lambda's /opt is read-only: an uncompiled layer is compiled from source at every cold start
 	@# (300+ ms here, docs/benchmarks.md). unchecked-hash: the .pyc stay valid in the zip.
-	@if python3.13 -c '' >/dev/null 2>&1; then \
-	  python3.13 -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build/CommonLayer/python \
+	@if env $(PY313_ENV) python3.13 -c '' >/dev/null 2>&1; then \
+	  env $(PY313_ENV) python3.13 -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build/CommonLayer/python \
 	    && echo "compiled the layer to .pyc (python3.13)"; \
 	else echo "python3.13 not on PATH: the layer is not precompiled (slower cold starts)" >&2; fi
 	@du -sh .aws-sam/build/*/ | sed 's|.aws-sam/build/||'
+
+# Docker (a private dockerd when none runs), the Lambda image (pulled, or the offline stand-in),
+# a moto endpoint on the Docker bridge: docs/sam-local.md. ARGS="--events fallback --skip-api".
+sam-local: $(STAMP) $(SAM_DEPS) ## Every sample event through sam local invoke, the emulator through sam local start-api
+	SAM=$(SAM) $(BIN)/python -m voicedev.sam_local $(ARGS)
 
 clean: ## Remove the virtual environment, caches and build output
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

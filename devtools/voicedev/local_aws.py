@@ -55,17 +55,17 @@ class LocalResources:
         return f"arn:aws:dynamodb:{self.region}:{ACCOUNT_ID}:table/{self.tables[logical_id]}"
 
 
-def _ensure_free(port: int) -> None:
+def _ensure_free(port: int, host: str = HOST) -> None:
     """ThreadedMotoServer.start() waits forever when its bind fails: fail fast with a clear message."""
     if port == 0:
         return
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((HOST, port))
+        probe.bind((host, port))
     except OSError as exc:
         raise LocalAwsError(
-            f"port {port} on {HOST} is in use ({exc.strerror}); set LOCAL_AWS_PORT to a free port"
+            f"port {port} on {host} is in use ({exc.strerror}); set LOCAL_AWS_PORT to a free port"
         ) from exc
     finally:
         probe.close()
@@ -111,11 +111,13 @@ def _with_queue_messages(app: Any, region: str) -> Callable[..., Iterable[bytes]
 
 
 class EmbeddedAws:
-    """A moto server in this process, on loopback."""
+    """A moto server in this process, on loopback (or, for `sam local`, on the Docker bridge
+    address only: `host`)."""
 
-    def __init__(self, port: int, region: str = REGION) -> None:
+    def __init__(self, port: int, region: str = REGION, host: str = HOST) -> None:
         self.requested_port = port
         self.region = region
+        self.host = host
         self._server: Any = None
         self._port: int | None = None
 
@@ -123,15 +125,15 @@ class EmbeddedAws:
     def endpoint_url(self) -> str:
         if self._port is None:
             raise LocalAwsError("the embedded AWS endpoint is not running")
-        return f"http://{HOST}:{self._port}"
+        return f"http://{self.host}:{self._port}"
 
     def start(self) -> None:
         from moto.server import ThreadedMotoServer
 
         # Werkzeug logs every AWS call at INFO; the local mode prints its own request lines instead.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        _ensure_free(self.requested_port)
-        server = ThreadedMotoServer(ip_address=HOST, port=self.requested_port, verbose=False)
+        _ensure_free(self.requested_port, self.host)
+        server = ThreadedMotoServer(ip_address=self.host, port=self.requested_port, verbose=False)
         server.start()
         # Nothing has called the endpoint yet (its port was just taken): wrap the app before use.
         wsgi_server = server._server

@@ -9,7 +9,13 @@ development token and ALLOWED_ACCOUNT_SIDS holds DEV_ACCOUNT_SID.
 The files are generated, never edited: `make events` rewrites them from `CASES`, and
 tests/integration/test_sample_events.py fails when they are stale. Adding a case is one entry in
 `CASES`; the test then checks its signature and invokes its handler under moto, expecting
-`status`. Generation is deterministic (fixed SIDs, request ids derived from the case name)."""
+`status`. Generation is deterministic (fixed SIDs, request ids derived from the case name).
+
+Each event stands on its own: a callback case carries its own session id (derived from its name),
+so that invoking the events one after another against one table (`make sam-local`) gives each the
+answer its name promises, never "out of sequence" because another event used the session first.
+Beside each event, `<name>.expected.json` says what it must answer and change
+(voicedev.sample_expectations); the in-process test and `make sam-local` both check it."""
 
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from urllib.parse import urlencode
 from voice_webhooks.edge import routes
 from voice_webhooks.edge.public_urls import SESSION_PARAM
 
+from voicedev import sample_expectations, template_resources
 from voicedev.twilio_signing import (
     DEV_ACCOUNT_SID,
     SAMPLE_API_DOMAIN,
@@ -40,7 +47,6 @@ ENV_FILE = "env.json"
 
 # Fixed identities, so that regenerating gives the same bytes. 555-01xx numbers are fictional.
 SAMPLE_CALL_SID = "CA" + "5a" * 16
-SAMPLE_SESSION_ID = f"{SAMPLE_CALL_SID}-0123456789abcdef"
 OTHER_ACCOUNT_SID = "AC" + "99" * 16
 CALLER = "+15550109999"
 CONVERSATION_NUMBER = "+15550100001"  # `frontline` (conversation) in config/flows.example.json
@@ -97,7 +103,7 @@ class SampleCase:
     params: tuple[tuple[str, str], ...]
     method: Literal["GET", "POST"] = "POST"
     session: bool = False
-    """Callback routes: the URL carries `?session=SAMPLE_SESSION_ID`, as the connect TwiML writes it."""
+    """Callback routes: the URL carries `?session=<its session_id>`, as the connect TwiML writes it."""
     signing: Signing = "signed"
     """`unsigned`: no X-Twilio-Signature header. `tampered`: signed, then `tamper` applied."""
     tamper: Mapping[str, str] = field(default_factory=dict)
@@ -110,6 +116,16 @@ class SampleCase:
         return f"{self.name}.json"
 
     @property
+    def expected_file_name(self) -> str:
+        return f"{self.name}.expected.json"
+
+    @property
+    def session_id(self) -> str:
+        """This case's own session (as connect mints them: `<CallSid>-<16 hex>`), so that no
+        other sample event has used it first."""
+        return f"{SAMPLE_CALL_SID}-{hashlib.sha256(self.name.encode()).hexdigest()[16:32]}"
+
+    @property
     def signed(self) -> bool:
         """Whether the event carries a valid signature for what it contains."""
         return self.signing == "signed"
@@ -118,7 +134,7 @@ class SampleCase:
     def url(self) -> str:
         """The URL Twilio requests, before it appends a GET's parameters."""
         base = f"https://{SAMPLE_API_DOMAIN}{self.route}"
-        return f"{base}?{urlencode({SESSION_PARAM: SAMPLE_SESSION_ID})}" if self.session else base
+        return f"{base}?{urlencode({SESSION_PARAM: self.session_id})}" if self.session else base
 
     def _signature(self) -> str | None:
         if self.signing == "unsigned":
@@ -613,8 +629,8 @@ def sample_session_item(case: SampleCase, flow_kind: str, now: datetime | None =
     params = dict(case.params)
     created = now or datetime.now(UTC)
     return SessionItem(
-        session_id=SAMPLE_SESSION_ID,
-        call_sid=SAMPLE_SESSION_ID.split("-")[0],
+        session_id=case.session_id,
+        call_sid=params.get("CallSid", SAMPLE_CALL_SID),
         account_sid=params.get("AccountSid", DEV_ACCOUNT_SID),
         from_=params.get("From"),
         to=params.get("To"),
@@ -626,15 +642,76 @@ def sample_session_item(case: SampleCase, flow_kind: str, now: datetime | None =
     ).to_item()
 
 
+def seed_items(case: SampleCase, flows: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What must be in EventsTable before the event (its prior step), for the flows document
+    `flows` (config/flows.example.json's content): the session the connect webhook opened."""
+    if case.session_flow is None:
+        return []
+    return [sample_session_item(case, flows["flows"][case.session_flow]["kind"])]
+
+
+def seed_description(case: SampleCase) -> str | None:
+    if case.session_flow is None:
+        return None
+    return f"the session the connect webhook opened (flow {case.session_flow})"
+
+
+def function_for(case: SampleCase, template: dict[str, Any] | None = None) -> str:
+    """The logical id of the function the template routes the case's path to."""
+    matches = {
+        route.function for route in template_resources.http_api_routes(template) if route.path == case.route
+    }
+    if len(matches) != 1:
+        raise ValueError(f"template.yaml routes {case.route} to {sorted(matches)}, not one function")
+    return matches.pop()
+
+
+def expected(case: SampleCase, template: dict[str, Any] | None = None) -> sample_expectations.Expected:
+    return sample_expectations.expected_for(
+        case.name, function_for(case, template), case.description, seed_description(case), case.status
+    )
+
+
 def render_all(cases: Sequence[SampleCase] = CASES) -> dict[str, str]:
-    """File name -> content, for every case and env.json."""
+    """File name -> content, for every case (its event and its expected answer) and env.json."""
     names = [case.name for case in cases]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates or ENV_FILE.removesuffix(".json") in names:
         raise ValueError(f"sample case names must be unique and not 'env': {duplicates or ['env']}")
+    template = template_resources.load_template()
     files = {case.file_name: dumps(case.event()) for case in cases}
+    files |= {case.expected_file_name: sample_expectations.dumps(expected(case, template)) for case in cases}
     files[ENV_FILE] = dumps({"Parameters": ENV_PLACEHOLDERS})
     return files
+
+
+SECURITY_DOC = PROJECT_ROOT / "docs" / "security.md"
+DOC_BEGIN = "<!-- sample-events:begin (make events writes this table) -->"
+DOC_END = "<!-- sample-events:end -->"
+
+
+def docs_table(cases: Sequence[SampleCase] = CASES) -> str:
+    """The table of docs/security.md#sample-events: every event, its function, its expected answer."""
+    template = template_resources.load_template()
+    lines = [
+        "| Event | Function | Needs first | Expected answer (effects) | What it is |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for case in cases:
+        promise = expected(case, template)
+        lines.append(
+            f"| `{case.file_name}` | {promise.function} | {promise.seed or '-'} | "
+            f"`{promise.summary()}` | {case.description.replace('|', '/').replace('<', '&lt;')} |"
+        )
+    return "\n".join(lines)
+
+
+def with_docs_table(text: str, table: str) -> str:
+    """`text` (docs/security.md) with the generated table between its markers."""
+    begin, end = text.find(DOC_BEGIN), text.find(DOC_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"{SECURITY_DOC.name} lacks the markers {DOC_BEGIN!r} ... {DOC_END!r}")
+    return text[: begin + len(DOC_BEGIN)] + "\n" + table + "\n" + text[end:]
 
 
 def stale_files(directory: Path, files: Mapping[str, str]) -> list[str]:
@@ -667,13 +744,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the directory is stale; write nothing")
     args = parser.parse_args(argv)
     files = render_all()
+    doc = SECURITY_DOC.read_text(encoding="utf-8")
+    current_doc = with_docs_table(doc, docs_table())
     if args.check:
         stale = stale_files(args.dir, files)
         for name in stale:
             print(f"stale: {args.dir / name}", file=sys.stderr)
-        return 1 if stale else 0
+        if doc != current_doc:
+            print(f"stale: {SECURITY_DOC} (the sample events table)", file=sys.stderr)
+        return 1 if stale or doc != current_doc else 0
     for name in write(args.dir, files):
         print(f"{'wrote' if name in files else 'removed'} {args.dir / name}")
+    if doc != current_doc:
+        SECURITY_DOC.write_text(current_doc, encoding="utf-8")
+        print(f"wrote the sample events table of {SECURITY_DOC}")
     return 0
 
 

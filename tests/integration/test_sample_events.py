@@ -1,5 +1,7 @@
 """Every file in events/ is a generated, current, correctly signed sample that its handler answers
-with the status its case expects (devtools/voicedev/sample_events.py)."""
+as the expected answer beside it says (events/<name>.expected.json: status, TwiML or body, effects),
+each on its own session (devtools/voicedev/sample_events.py; `make sam-local` checks the same
+files through the real SAM CLI)."""
 
 from __future__ import annotations
 
@@ -9,18 +11,32 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
-from xml.etree import ElementTree
 
 import pytest
 from twilio.request_validator import RequestValidator
-from voicedev import template_resources
-from voicedev.sample_events import CASES, ENV_FILE, case_named, render_all, sample_session_item, write
+from voicedev import sample_expectations, template_resources
+from voicedev.sample_events import (
+    CASES,
+    ENV_FILE,
+    SECURITY_DOC,
+    case_named,
+    docs_table,
+    render_all,
+    seed_items,
+    with_docs_table,
+    write,
+)
 from voicedev.twilio_signing import DEV_AUTH_TOKEN
 
 from tests.conftest import EVENTS_DIR, EXAMPLE_FLOWS
 
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
-EVENT_FILES = sorted(path for path in EVENTS_DIR.glob("*.json") if path.name != ENV_FILE)
+EXPECTED_SUFFIX = ".expected.json"
+EVENT_FILES = sorted(
+    path
+    for path in EVENTS_DIR.glob("*.json")
+    if path.name != ENV_FILE and not path.name.endswith(EXPECTED_SUFFIX)
+)
 
 
 class MultiParams(dict[str, str]):
@@ -59,6 +75,24 @@ def test_events_directory_holds_exactly_the_generated_files() -> None:
     # Given the case list, Then events/ has one file per case plus env.json, nothing else
     assert {path.name for path in EVENTS_DIR.glob("*.json")} == set(render_all())
     assert {path.name for path in EVENT_FILES} == {case.file_name for case in CASES}
+    # And every event has its expected answer beside it
+    assert {path.name for path in EVENTS_DIR.glob(f"*{EXPECTED_SUFFIX}")} == {
+        case.expected_file_name for case in CASES
+    }
+
+
+def test_every_callback_event_has_its_own_session() -> None:
+    # Given the callback events (their URL carries ?session=)
+    sessions = [case.session_id for case in CASES if case.session]
+
+    # Then no two share a session: each answers as if it were the only one (issue 13, item 5)
+    assert len(sessions) == len(set(sessions))
+    for case in CASES:
+        if case.session:
+            assert (
+                f"session={case.session_id}"
+                in json.loads((EVENTS_DIR / case.file_name).read_text(encoding="utf-8"))["rawQueryString"]
+            )
 
 
 def test_events_are_current_with_the_generator(tmp_path: Path) -> None:
@@ -104,18 +138,44 @@ def test_sample_event(aws: Any, invoke: Invoke, path: Path) -> None:
     # Then it carries a valid signature exactly when the case says it is signed
     assert signature_is_valid(event) is case.signed
 
+    expected = sample_expectations.load((EVENTS_DIR / case.expected_file_name).read_text(encoding="utf-8"))
     # And when the callback needs the session opened by the connect webhook, it exists
-    if case.session_flow is not None:
-        flows = json.loads(EXAMPLE_FLOWS.read_text(encoding="utf-8"))["flows"]
-        aws.table.put_item(Item=sample_session_item(case, flows[case.session_flow]["kind"]))
+    for item in seed_items(case, json.loads(EXAMPLE_FLOWS.read_text(encoding="utf-8"))):
+        aws.table.put_item(Item=item)
 
     before = aws.items()
 
-    # When its handler is invoked, Then it answers the expected status
+    # When its handler is invoked
     response = invoke(function_for(event), event)
-    assert response["statusCode"] == case.status, response.get("body")
-    if response["headers"].get("Content-Type") == "text/xml":
-        assert ElementTree.fromstring(str(response["body"])).tag == "Response"
+
+    # Then it answers what its expected answer says (status, TwiML shape, body), with the effects
+    # it says (table changed or not, messages queued)
+    assert expected.function == _logical_id(function_for(event))
+    problems = sample_expectations.differences(
+        expected, response, changed=aws.items() != before, queued=len(aws.messages())
+    )
+    assert problems == [], (problems, response.get("body"))
     # And a refused request changed nothing
     if response["statusCode"] >= 400:
         assert aws.items() == before
+
+
+def _logical_id(function_dir: str) -> str:
+    return next(
+        route.function
+        for route in template_resources.http_api_routes()
+        if route.code_uri.name == function_dir
+    )
+
+
+def test_security_doc_lists_every_event_with_its_expected_answer() -> None:
+    # Given docs/security.md#sample-events
+    doc = SECURITY_DOC.read_text(encoding="utf-8")
+
+    # Then its table is the generated one (run `make events` if this fails)
+    assert with_docs_table(doc, docs_table()) == doc
+    # And it names every event with the answer its expected file promises
+    for case in CASES:
+        promise = sample_expectations.load((EVENTS_DIR / case.expected_file_name).read_text(encoding="utf-8"))
+        assert f"| `{case.file_name}` | {promise.function} |" in doc
+        assert f"`{promise.summary()}`" in doc

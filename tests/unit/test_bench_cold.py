@@ -34,7 +34,9 @@ def test_a_functions_environment_is_the_templates_globals_and_its_own_variables_
     assert env["RECORDINGS_QUEUE_URL"] == RESOURCES.queue_urls["RecordingsQueue"]
     assert env["POWERTOOLS_SERVICE_NAME"] == "twilio-voice-webhooks"
     assert env["EVENT_TTL_DAYS"] == "90"
-    assert "PUBLIC_BASE_URL" not in env  # AWS::NoValue without a PublicBaseUrl
+    # Empty without a PublicBaseUrl or LocalAwsEndpoint (plain Refs; empty means unset)
+    assert env["PUBLIC_BASE_URL"] == ""
+    assert env["AWS_ENDPOINT_URL"] == ""
     assert "TWILIO_AUTH_TOKEN_SECRET" not in env  # a parameter without default: the bench sets it
     assert function_environment(load_template(), RESOURCES, "ConnectFunction")["FLOW_CONFIG"] == (
         "ssm:/twilio-voice-webhooks/flows"

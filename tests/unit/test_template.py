@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from voice_webhooks.edge import routes
 from voice_webhooks.relay.settings import RelaySettings
+from voice_webhooks.runtime import endpoint_guard
 from voice_webhooks.runtime.observability import MetricName
 from voice_webhooks.storage.dynamo import SESSION_KEY, SORT
 from voice_webhooks.storage.sessions import SessionItem
@@ -369,6 +370,14 @@ def test_recordings_lifecycle_is_set_by_parameters() -> None:
 
 def test_no_function_opts_out_of_the_shared_runtime_or_the_log_and_trace_safeguards() -> None:
     function_globals = TEMPLATE["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    # The Architecture parameter, arm64 unless a user or `make sam-local` on x86_64 says otherwise
+    assert function_globals["Architectures"] == [{"Ref": "Architecture"}]
+    architecture = TEMPLATE["Parameters"]["Architecture"]
+    assert architecture["Default"] == "arm64"
+    assert architecture["AllowedValues"] == ["arm64", "x86_64"]
+    assert function_globals["Tracing"] == "Active"
+    assert function_globals["Layers"] == [{"Ref": "CommonLayer"}]
     variables = function_globals["Environment"]["Variables"]
     # Traces never record a handler's answer (TwiML can hold a dialled phone number), and nothing
     # asks Powertools to log events (the edge refuses anyway: tests/integration/test_edge.py)
@@ -385,9 +394,10 @@ def test_common_layer_is_built_by_sam_for_python_3_13_on_arm64() -> None:
     layer = RESOURCES["CommonLayer"]
     content = PROJECT_ROOT / layer["Properties"]["ContentUri"]
 
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    # The layer is built for the functions' architecture (SAM resolves the Ref in Metadata)
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": {"Ref": "Architecture"}}
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
-    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
     assert (content / "requirements.txt").is_file()
     assert (content / "voice_webhooks" / "__init__.py").is_file()
 
@@ -443,10 +453,62 @@ def test_every_global_variable_is_read_by_a_function(monkeypatch: pytest.MonkeyP
     # A misspelt name would leave a setting at its default without any error. (The relay's
     # settings are read by the connect, action and relay functions' shared relay module.)
     known: set[str | None] = {field.alias for field in RelaySettings.model_fields.values()}
+    known.add(endpoint_guard.VARIABLE)  # boto3 reads it; endpoint_guard refuses a non-local one
     for function in FUNCTIONS:
         known |= {field.alias for field in settings_model_of(function, monkeypatch).model_fields.values()}
     for name in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]:
         assert name in known or name.startswith("POWERTOOLS_"), f"Globals: variable {name} is not read"
+
+
+def test_sam_local_parameters_reach_the_functions_as_plain_refs() -> None:
+    # `sam local` blanks an environment variable whose value is an Fn::If (it does not evaluate
+    # Conditions), so PublicBaseUrl never reached the functions under start-api: plain Refs
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+
+    assert variables["PUBLIC_BASE_URL"] == {"Ref": "PublicBaseUrl"}
+    assert variables["AWS_ENDPOINT_URL"] == {"Ref": "LocalAwsEndpoint"}
+    # And both are empty in a deployed stack unless set
+    assert TEMPLATE["Parameters"]["PublicBaseUrl"]["Default"] == ""
+    assert TEMPLATE["Parameters"]["LocalAwsEndpoint"]["Default"] == ""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "http://127.0.0.1:5005",
+        "http://172.31.250.1:33433",
+        "http://localhost:4566",
+        "http://10.0.0.5:80/",
+    ],
+)
+def test_local_aws_endpoint_accepts_loopback_and_bridge_addresses(value: str) -> None:
+    pattern = TEMPLATE["Parameters"]["LocalAwsEndpoint"]["AllowedPattern"]
+
+    # Given a development endpoint, Then the template and the functions both accept it
+    assert re.fullmatch(pattern, value), value
+    assert endpoint_guard.check_endpoint_url({"AWS_ENDPOINT_URL": value}) == (value or None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://dynamodb.us-east-1.amazonaws.com",
+        "http://example.com:5005",
+        "http://8.8.8.8:5005",
+        "http://172.32.0.1:5005",
+        "http://127.0.0.1:5005/path",
+        "http://127.0.0.1.example.com:5005",
+    ],
+)
+def test_local_aws_endpoint_refuses_any_other_host(value: str) -> None:
+    pattern = TEMPLATE["Parameters"]["LocalAwsEndpoint"]["AllowedPattern"]
+
+    # Given an endpoint that is not loopback or a private bridge, Then the template refuses it
+    assert not re.fullmatch(pattern, value), value
+    # And the functions refuse it too (a stack deployed around the pattern still sends nothing)
+    with pytest.raises(endpoint_guard.EndpointNotAllowed, match="LocalAwsEndpoint"):
+        endpoint_guard.check_endpoint_url({"AWS_ENDPOINT_URL": value})
 
 
 # --- permissions ----------------------------------------------------------------------------------

@@ -85,6 +85,9 @@ def environment(template: Mapping[str, Any], xray_address: str, *, tracing: bool
             secret_arn=None,
         )
     )
+    # moto runs in the child's process: no endpoint (the template's LocalAwsEndpoint is empty).
+    if not env.get("AWS_ENDPOINT_URL"):
+        env.pop("AWS_ENDPOINT_URL", None)
     # The cached token and flow config must outlive the run (Stubber answers nothing else).
     env["PARAMETERS_MAX_AGE"] = "3600"
     if not tracing:

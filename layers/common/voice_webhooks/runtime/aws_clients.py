@@ -15,6 +15,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from voice_webhooks.runtime.endpoint_guard import check_endpoint_url
+
 # The webhook functions have a 10 s Lambda timeout inside Twilio's 15 s: the worst case here
 # (2 attempts x (1 s connect + 2 s read) + backoff) must stay well inside it, so that a hanging
 # DynamoDB or SQS still lets a TwiML route answer TwiML and an event route answer 5xx in time.
@@ -28,6 +30,8 @@ _CONFIG = Config(
 def session() -> Any:
     """boto3's default session (the one `boto3.client()` uses), created on first use."""
     if boto3.DEFAULT_SESSION is None:
+        # Before any client exists: a non-development AWS_ENDPOINT_URL never gets a request.
+        check_endpoint_url()
         boto3.setup_default_session()
     return boto3.DEFAULT_SESSION
 

@@ -1,0 +1,3 @@
+from voicedev.sam_local.run import main
+
+raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""The pieces of `make sam-local` that decide without Docker: which Debian mirror and image name,
+how an answer is compared with its expected file, and that boto3 clients refuse a non-local
+AWS_ENDPOINT_URL before any request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from voice_webhooks.runtime import aws_clients, endpoint_guard
+from voicedev import sample_expectations
+from voicedev.sam_local import image
+from voicedev.sam_local.run import Row, render
+
+DEB822 = """Types: deb
+# http://snapshot.debian.org/archive/debian/20250520T000000Z
+URIs: http://mirror.example.org/debian
+Suites: bookworm bookworm-updates
+"""
+SECURITY = """Types: deb
+URIs: http://mirror.example.org/debian-security
+Suites: bookworm-security
+"""
+
+
+def test_the_debian_mirror_is_the_one_apt_uses_not_the_security_archive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DEBIAN_MIRROR", raising=False)
+
+    # Given apt sources in deb822 and in one-line form, the security archive first
+    assert image.debian_mirror({"a": SECURITY, "b": DEB822}) == "http://mirror.example.org/debian"
+    one_line = "deb [signed-by=/k.gpg] http://one.example.org/debian/ trixie main\n"
+    assert image.debian_mirror({"sources.list": one_line}) == "http://one.example.org/debian"
+
+    # And with no Debian archive configured, the error says how to name one
+    with pytest.raises(image.ImageError, match="DEBIAN_MIRROR"):
+        image.debian_mirror({"x": "deb https://packages.example.com/apt stable main\n"})
+
+
+def test_debian_mirror_can_be_overridden(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEBIAN_MIRROR", "http://local.example/debian/")
+
+    assert image.debian_mirror({"b": DEB822}) == "http://local.example/debian"
+
+
+def test_the_stand_in_carries_the_name_sam_looks_for() -> None:
+    assert image.image_name("x86_64") == "public.ecr.aws/lambda/python:3.13-x86_64"
+    assert image.image_name("arm64") == "public.ecr.aws/lambda/python:3.13-arm64"
+    assert image.lambda_arch("amd64") == "x86_64"
+    assert image.lambda_arch("aarch64") == "arm64"
+    with pytest.raises(image.ImageError):
+        image.lambda_arch("riscv64")
+    # The bootstrap starts the runtime interface client with the handler, layers on sys.path
+    assert "-m awslambdaric" in image.BOOTSTRAP
+    assert "/opt/python" in image.BOOTSTRAP
+
+
+def _expected(**answer: Any) -> sample_expectations.Expected:
+    return sample_expectations.Expected(
+        event="x.json",
+        function="ActionFunction",
+        description="d",
+        answer=sample_expectations.ExpectedAnswer(**answer),
+        effects=sample_expectations.ExpectedEffects(table_changed=True, queued=0),
+    )
+
+
+def _twiml_response(body: str, status: int = 200) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "text/xml"}, "body": body}
+
+
+def test_an_answer_matching_its_expected_file_has_no_differences() -> None:
+    expected = _expected(status=200, twiml=["Say", "Dial/Number"], body_contains=["sorry"])
+    body = (
+        '<?xml version="1.0"?><Response><Say>sorry</Say><Dial><Number>+15550100100</Number></Dial></Response>'
+    )
+
+    assert sample_expectations.differences(expected, _twiml_response(body), changed=True, queued=0) == []
+
+
+def test_every_kind_of_difference_is_reported() -> None:
+    expected = _expected(status=200, twiml=["Say", "Dial/Number"], body_contains=["sorry"])
+
+    # When the answer is a Hangup with another status, no table change and a queued message
+    got = sample_expectations.differences(
+        expected, _twiml_response("<Response><Hangup/></Response>", status=500), changed=False, queued=1
+    )
+
+    # Then each difference is named
+    assert got == [
+        "status 500, expected 200",
+        "TwiML <Hangup>, expected <Say Dial/Number>",
+        "body lacks 'sorry'",
+        "EventsTable unchanged",
+        "1 message(s) queued, expected 0",
+    ]
+    # And a text answer where TwiML was promised is not TwiML
+    text = {"statusCode": 200, "headers": {"content-type": "text/plain"}, "body": "hello"}
+    problems = sample_expectations.differences(expected, text, changed=True, queued=0)
+    assert "Content-Type text/plain, expected text/xml" in problems
+    assert any(problem.startswith("body is not TwiML") for problem in problems)
+
+
+def test_every_sample_case_has_a_promise_and_no_promise_is_orphaned() -> None:
+    from voicedev.sample_events import CASES
+
+    assert {case.name for case in CASES} == set(sample_expectations.PROMISES)
+
+
+def test_the_table_shows_expected_and_got_and_lists_failures() -> None:
+    rows = [
+        Row("event", "fallback", "200 <Say Hangup>", "200 <Say Hangup>"),
+        Row("event", "action-relay-failed", "200 <Say Dial/Number>", "200 <Hangup>", ["TwiML <Hangup>"]),
+    ]
+
+    table = render(rows)
+
+    assert "event or scenario" in table
+    assert "FAIL action-relay-failed: TwiML <Hangup>" in table
+    assert table.endswith("1 of 2 as expected")
+
+
+@pytest.fixture
+def fresh_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    aws_clients.reset_clients()
+
+
+@pytest.mark.usefixtures("fresh_session")
+def test_clients_refuse_a_non_local_endpoint_before_any_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given AWS_ENDPOINT_URL naming a public host (a LocalAwsEndpoint that slipped into a stack)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://203.0.113.7:5005")
+
+    # When a function builds its first client, Then it refuses, naming the setting
+    with pytest.raises(endpoint_guard.EndpointNotAllowed, match="AWS_ENDPOINT_URL"):
+        aws_clients.sqs()
+
+
+@pytest.mark.usefixtures("fresh_session")
+def test_clients_accept_a_bridge_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://172.31.250.1:5005")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+    assert aws_clients.sqs().meta.endpoint_url == "http://172.31.250.1:5005"

@@ -20,7 +20,9 @@ from typing import Any
 
 import boto3
 import pytest
+from voice_webhooks.relay import reset_relay_caches
 from voicedev import template_resources
+from voicedev.handler_caches import reset_handler_caches
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
 from tests.support import Calls
@@ -33,6 +35,8 @@ REGION = "us-east-1"
 
 def reset_caches() -> None:
     """Forget everything cached per process: settings, clients, secrets, parsed flow config."""
+    reset_handler_caches()
+    reset_relay_caches()
 
 
 @pytest.fixture(autouse=True)

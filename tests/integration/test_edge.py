@@ -18,14 +18,39 @@ from voicedev.sample_events import ENV_FILE
 from tests.conftest import EVENTS_DIR, REGION, ROOT, FakeLambdaContext, load_function
 
 FUNCTIONS = sorted(path.parent.name for path in (ROOT / "functions").glob("*/app.py"))
-EVENT_FILES = sorted(path for path in EVENTS_DIR.glob("*.json") if path.name != ENV_FILE)
+# The sample events of the HTTP API (not their `.expected.json` answers), and of the relay's WebSocket API.
+EVENT_FILES = sorted(
+    path
+    for path in EVENTS_DIR.glob("*.json")
+    if path.name != ENV_FILE and not path.name.endswith(".expected.json")
+)
+RELAY_EVENT_FILES = sorted((EVENTS_DIR / "relay").glob("*.json"))
+# What EventBridge Scheduler hands the reconciler.
+SCHEDULE_EVENT = {
+    "version": "0",
+    "id": "e",
+    "detail-type": "Scheduled Event",
+    "source": "aws.scheduler",
+    "detail": {},
+}
 # E.164 numbers, with or without the +, as Twilio sends them (From, To, Caller, Called, ...).
 PHONE = re.compile(r"\+?1555\d{7}")
 
 
 def test_every_function_gets_its_handler_from_the_edge(aws: Any) -> None:
     aws.env(RECORDINGS_BUCKET_NAME="recordings")
-    assert FUNCTIONS == ["action", "archiver", "connect", "fallback", "recording", "status"]
+    assert FUNCTIONS == [
+        "action",
+        "archiver",
+        "connect",
+        "fallback",
+        "reconciler",
+        "recording",
+        "relay_connect",
+        "relay_disconnect",
+        "relay_message",
+        "status",
+    ]
     for name in FUNCTIONS:
         module = load_function(name)
         # Given the module Lambda loads, Then its handler was made by the edge
@@ -43,7 +68,8 @@ def test_every_function_gets_its_handler_from_the_edge(aws: Any) -> None:
 
 def secrets_of(event: dict[str, Any]) -> set[str]:
     """What must never reach a log: the signature, the numbers, the body and query as sent."""
-    found = {value for name, value in event["headers"].items() if "signature" in name.lower() and value}
+    headers = event.get("headers") or {}
+    found = {value for name, value in headers.items() if "signature" in name.lower() and value}
     body = event.get("body") or ""
     if body:
         found.add(body)  # as sent (base64 for HTTP API form posts)
@@ -72,10 +98,14 @@ def test_no_function_logs_an_event_a_signature_or_a_number(
     module = load_function(function)
     leaks: list[str] = []
     seen = 0
-    for path in EVENT_FILES:
+    files = RELAY_EVENT_FILES if function.startswith("relay_") else EVENT_FILES
+    for path in files:
         event = json.loads(path.read_text(encoding="utf-8"))
-        # When every sample event reaches the function (the archiver gets it as a queue message)
-        if function == "archiver":
+        # When every sample event reaches the function (the archiver gets it as a queue message,
+        # the reconciler runs on its schedule once per event)
+        if function == "reconciler":
+            module.lambda_handler(SCHEDULE_EVENT, FakeLambdaContext())
+        elif function == "archiver":
             message = {
                 "MessageId": path.stem,
                 "ReceiptHandle": "rh",
@@ -130,7 +160,8 @@ def test_the_webhook_functions_never_import_the_archiver_code() -> None:
         "print(sorted(name for name in sys.modules if name.startswith('voice_webhooks.archiver')))\n"
     )
     for name in FUNCTIONS:
-        if name == "archiver":
+        # The reconciler downloads from Twilio's API under the archiver's host rules (download.py).
+        if name in ("archiver", "reconciler"):
             continue
         # When its app.py is imported, Then no module of the archiver's subpackage is loaded
         app = str(ROOT / "functions" / name / "app.py")

@@ -54,6 +54,7 @@ def test_every_function_registers_the_hooks_once(
     invoke("fallback", connect_event())
     from tests.conftest import load_function
 
+    aws.env(RECORDINGS_BUCKET_NAME="recordings")
     load_function("archiver")
     # Then the two hooks are registered, once per process
     assert runtime_hooks["before"] == [snapstart.before_snapshot]

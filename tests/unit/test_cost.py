@@ -88,10 +88,10 @@ def test_per_call_lines_multiply_figures_by_prices() -> None:
 def test_fixed_costs_count_the_template_alarm_metrics() -> None:
     fixed = cost.fixed_monthly(measured())
 
-    # DLQ 1 + backlog 1 + errors and throttles 9 functions each + API 5xx rate 2 + signatures 1
-    # + relay integration/execution errors 2
-    assert line(fixed, "CloudWatch", "25 alarm metrics") == pytest.approx(
-        25 * cost.PRICES["alarm_metric_month"]
+    # DLQ 1 + backlog 1 + errors and throttles 10 functions each + API 5xx rate 2 + signatures 1
+    # + relay integration/execution errors 2 + reconciler recovered 2 + reconciler API failures 2
+    assert line(fixed, "CloudWatch", "31 alarm metrics") == pytest.approx(
+        31 * cost.PRICES["alarm_metric_month"]
     )
     assert line(fixed, "CloudWatch", "2 custom metrics") == pytest.approx(
         2 * cost.PRICES["custom_metric_month"]

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from voice_webhooks.runtime import aws_clients, endpoint_guard
 from voicedev import sample_expectations
+from voicedev.handler_caches import reset_handler_caches
 from voicedev.sam_local import image
 from voicedev.sam_local.run import Row, render
 
@@ -125,7 +126,7 @@ def test_the_table_shows_expected_and_got_and_lists_failures() -> None:
 @pytest.fixture
 def fresh_session(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-    aws_clients.reset_clients()
+    reset_handler_caches()
 
 
 @pytest.mark.usefixtures("fresh_session")

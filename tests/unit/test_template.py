@@ -418,6 +418,10 @@ def test_every_function_logs_to_a_group_with_retention(function: str) -> None:
 # expressions); the names with a type get a value of that type.
 _PLACEHOLDERS = {
     "PUBLIC_BASE_URL": "",
+    "AWS_ENDPOINT_URL": "",
+    "RECONCILE_GRACE_MINUTES": "15",
+    "RECONCILE_MAX_SESSIONS": "200",
+    "RELAY_CONNECTION_TTL_HOURS": "3",
     "EVENT_TTL_DAYS": "90",
     "PARAMETERS_MAX_AGE": "300",
     "RECORDING_FORMAT": "wav",
@@ -514,7 +518,20 @@ def test_local_aws_endpoint_refuses_any_other_host(value: str) -> None:
 # --- permissions ----------------------------------------------------------------------------------
 
 # Item-level operations only: no Scan, no table or queue administration, no deletion of data.
-TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+TABLE_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+}
+# The table's indexes: queried, nothing else.
+INDEXES = {f"Sub:${{EventsTable.Arn}}/index/{name}" for name in ("ByCallSid", "ByReconcileDue")}
+# The relay agent: post to and close this API's own connections; Bedrock only where the stack enables it.
+RELAY_CONNECTIONS = (
+    "Sub:arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${RelayApi}/relay/"
+)
+BEDROCK = "If:BedrockAgentEnabled?"
 SENDER_ACTIONS = {"sqs:SendMessage"}
 # What Lambda's SQS event source needs from its function's role, nothing more.
 CONSUMER_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
@@ -541,6 +558,14 @@ def test_each_function_may_only_use_the_resources_its_settings_name(
             assert not actions & SENDER_ACTIONS or "RECORDINGS_QUEUE_URL" in fields, function
         elif resource in (BUCKET, BUCKET_OBJECTS):
             assert "RECORDINGS_BUCKET_NAME" in fields and actions <= BUCKET_ACTIONS, (function, actions)
+        elif resource in INDEXES:
+            assert "EVENTS_TABLE_NAME" in fields and actions == {"dynamodb:Query"}, (function, actions)
+        elif resource.startswith(RELAY_CONNECTIONS):
+            assert function == "RelayMessageFunction" and actions == {"execute-api:ManageConnections"}
+            assert resource.endswith(("/POST/@connections/*", "/DELETE/@connections/*")), resource
+        elif resource.startswith(BEDROCK):
+            assert function == "RelayMessageFunction", function
+            assert actions == {"bedrock:InvokeModelWithResponseStream"}, actions
         elif (next(iter(actions)), resource) == FLOW_PARAMETER:
             assert "FLOW_CONFIG" in fields and actions == {"ssm:GetParameter"}, function
         elif actions == {"secretsmanager:GetSecretValue"}:

@@ -54,7 +54,6 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "TWILIO_AUTH_TOKEN_SECRET",
         "ALLOWED_ACCOUNT_SIDS",
         "FLOW_CONFIG",
-        "RELAY_PUBLIC_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     reset_caches()

@@ -532,8 +532,8 @@ def test_make_simulate_plays_a_call_and_prints_its_timeline_then_make_timeline_f
         "PASS",
     ):
         assert line in out
-    assert "Status events (SequenceNumber order" in out
-    assert "latest status call-completed (#4)" in out
+    assert "Status events, every stream by time" in out
+    assert "conversation status call-completed (#4)" in out
     assert "RecordingsQueue" in out and "conversation" in out
     call_sid = next(word for word in out.split() if word.startswith("CA00000000") and len(word) == 34)
 

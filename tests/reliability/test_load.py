@@ -86,9 +86,7 @@ def expected_from(results: list[CallResult]) -> dict[str, Any]:
     # An outbound call's call-progress events come before its TwiML, so before any connect session:
     # they start the call's own session, `<CallSid>` (docs/data-model.md), which keeps its stream.
     sessions |= {
-        result.call_sid
-        for result in results
-        if result.call_events and result.scenario.direction != "inbound"
+        result.call_sid for result in results if result.call_events and result.scenario.direction != "inbound"
     }
     events = {
         (str(event.session_id), event.sequence_number): dict(event.params)
@@ -166,9 +164,7 @@ def run_load(calls: int, concurrency: int, seed: int) -> None:
     # every session's outcome recorded,
     # (a session a call's own call-progress events started, `<CallSid>`, has no <Connect>)
     without_outcome = [
-        session
-        for session, item in stored.sessions.items()
-        if "ConnectAction" not in item and "-" in session
+        session for session, item in stored.sessions.items() if "ConnectAction" not in item and "-" in session
     ]
     # and one message per completed recording.
     queued = Counter((message["sessionId"], message["recordingSid"]) for message in stored.messages)

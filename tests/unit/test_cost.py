@@ -53,7 +53,8 @@ def test_the_doc_tables_are_the_ones_its_figures_and_the_current_prices_give() -
         "ActionFunction",
         "RecordingArchiverFunction",
     }
-    assert figures.functions["StatusFunction"].invocations_per_call == 4
+    # Four <Conversation> events and the call's own call-progress `completed` (number status URL)
+    assert figures.functions["StatusFunction"].invocations_per_call == 5
     assert figures.recording_bytes_per_call == 300 * 2 * 16_000
 
 

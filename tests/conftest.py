@@ -200,12 +200,8 @@ def log_output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
 
 # Adapted to the merged edge and data model at the end of the wave, and not yet green there
 # (issues 11 and 15 stay open; the closing note says what is left). Skipped by name, so that
-# nothing else is: remove an entry when its module passes.
+# nothing else is: remove an entry when its module passes. RUN_NOT_YET_MERGED=1 runs them anyway.
 NOT_YET_MERGED = {
-    "tests/integration/test_relay_routes.py": "issue 11: relay routes not yet adapted to the merged edge",
-    "tests/integration/test_relay_reconnect.py": "issue 11: reconnect not yet adapted to the merged edge",
-    "tests/reliability/test_relay_faults.py": "issue 11: relay faults not yet adapted to the merged edge",
-    "tests/unit/test_relay_timeline.py": "issue 11: turns rendering moved to emulator/timeline.py",
     "tests/e2e/test_relay_scenarios.py": "issue 11: relay e2e not yet green on the merged tree",
     "tests/e2e/test_reconcile_local.py": "issue 15: reconciler e2e not yet green on the merged tree",
     # Issue 14: the trimmed-layer import check predates settings checked at cold start: each
@@ -222,6 +218,8 @@ NOT_YET_MERGED = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get("RUN_NOT_YET_MERGED"):
+        return
     for item in items:
         reason = (
             NOT_YET_MERGED.get(item.nodeid)

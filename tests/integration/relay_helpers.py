@@ -30,24 +30,9 @@ RELAY_FLOWS = Path(__file__).parent / "fixtures" / "relay-flows.json"
 _DESERIALIZER = TypeDeserializer()
 
 
-def create_events_table(client: Any, name: str = "RelayEventsTable") -> str:
-    """EventsTable from template.yaml once it has DATA-MODEL.md's keys; until then the same keys here."""
-    props = template_resources.resources_of_type("AWS::DynamoDB::Table")["EventsTable"]
-    if any(key["AttributeName"] == "ItemKey" for key in props["KeySchema"]):
-        return str(template_resources.create_table(client))
-    client.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "SessionId", "AttributeType": "S"},
-            {"AttributeName": "ItemKey", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "SessionId", "KeyType": "HASH"},
-            {"AttributeName": "ItemKey", "KeyType": "RANGE"},
-        ],
-    )
-    return name
+def create_events_table(client: Any) -> str:
+    """EventsTable exactly as template.yaml declares it."""
+    return str(template_resources.create_table(client))
 
 
 @dataclass
@@ -136,7 +121,7 @@ class Relay:
 
 @pytest.fixture
 def relay(aws: AwsResources, invoke: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Relay]:
-    table_name = create_events_table(aws.dynamodb)
+    table_name = aws.table_name
     aws.env(EVENTS_TABLE_NAME=table_name, FLOW_CONFIG=str(RELAY_FLOWS))
     recorder = Recorder()
     monkeypatch.setattr(connections, "management_api", lambda context: recorder)

@@ -45,6 +45,14 @@ def test_turns_render_in_order_with_relative_times_and_the_interruption_marked()
     assert all(len(line) <= 100 for line in lines), text
 
 
+def test_turns_handed_over_out_of_order_are_listed_in_conversation_order() -> None:
+    # Given the same turns in another order (as a scan or a merge of attempts may give them)
+    shuffled = [TURNS[3], TURNS[1], TURNS[0], TURNS[2]]
+
+    # When they are rendered, Then the rows are exactly those of the ordered turns
+    assert render_turns(shuffled, START) == render_turns(TURNS, START)
+
+
 def test_a_session_without_turns_shows_no_conversation() -> None:
     assert render_turns([], START) == []
 

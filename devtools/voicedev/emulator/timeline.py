@@ -623,7 +623,8 @@ def render_turns(turns: list[dict[str, Any]], start: datetime | None, width: int
     if not turns:
         return []
     rows = []
-    for item in turns:
+    # ItemKey order is conversation order (attempt, then sequence), whatever order they came in.
+    for item in sorted(turns, key=lambda turn: str(turn["ItemKey"])):
         _, attempt, sequence = [*str(item["ItemKey"]).split("#"), "", ""][:3]
         moment = _parse_time(item.get("EventTime"))
         rows.append(

@@ -35,6 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from voicedev.bench.stats import spread
 from voicedev.template_resources import PROJECT_ROOT, load_template, resources_of_type
 
 # Public list prices, us-east-1, Lambda on arm64, without the free tier. Written from AWS's pricing
@@ -712,11 +713,11 @@ def _measure(calls: int) -> Measured:
     # The settings each function checks at cold start (the values are never used: nothing is called).
     cold_env = {**base_env, **handler_env, "PYTHONPATH": os.pathsep.join(sys.path)}
     for name in all_names:
-        samples = sorted(durations.get(name, [first[name]]))
+        samples = durations.get(name, [first[name]])
         props = functions[name]
         code_dir = PROJECT_ROOT / props["CodeUri"]
-        median = statistics.median(samples)
-        p90 = samples[min(len(samples) - 1, int(len(samples) * 0.9))]
+        warm = spread(samples, 0.9)
+        median, p90 = warm.median, warm.upper
         if name == archiver_spec.name:
             median, p90 = median + media_ms, p90 + media_ms
         figures[name] = FunctionFigures(
@@ -724,7 +725,7 @@ def _measure(calls: int) -> Measured:
             median_ms=round(median, 1),
             p90_ms=round(p90, 1),
             memory_mb=int(props.get("MemorySize", globals_["MemorySize"])),
-            cold_ms=round(_cold_ms(code_dir, cold_env) + max(first[name] - statistics.median(samples), 0), 0),
+            cold_ms=round(_cold_ms(code_dir, cold_env) + max(first[name] - warm.median, 0), 0),
         )
     how = (
         f"{calls} typical calls ({TYPICAL_DESCRIPTION}), played by the emulator in process against the "

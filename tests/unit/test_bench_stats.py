@@ -6,7 +6,16 @@ from __future__ import annotations
 import math
 
 import pytest
-from voicedev.bench.stats import Measure, format_bytes, format_ratio, format_value, median, percentile
+from voicedev.bench.stats import (
+    Measure,
+    Spread,
+    format_bytes,
+    format_ratio,
+    format_value,
+    median,
+    percentile,
+    spread,
+)
 
 
 def test_median_of_odd_and_even_counts_and_of_nothing() -> None:
@@ -27,6 +36,20 @@ def test_percentile_is_nearest_rank() -> None:
     assert math.isnan(percentile([], 0.99))
     with pytest.raises(ValueError, match="fraction"):
         percentile(values, 0)
+
+
+def test_a_spread_is_the_count_median_and_nearest_rank_percentile_the_reports_show() -> None:
+    # Given the durations 1..30 in any order (as `make cost` and the relay bench collect them)
+    values = [float(value) for value in range(30, 0, -1)]
+
+    # Then p99 is the 30th smallest, p90 the 27th, and the median 15.5
+    assert spread(values) == Spread(count=30, median=15.5, upper=30.0)
+    assert spread(values, 0.9) == Spread(count=30, median=15.5, upper=27.0)
+    # And nothing measured stays visible as NaN, not a zero
+    empty = spread([])
+    assert empty.count == 0
+    assert math.isnan(empty.median)
+    assert math.isnan(empty.upper)
 
 
 def test_a_measure_is_the_ratio_of_its_median_to_its_floors_median() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from voicedev.bench.report import Section, Table
-from voicedev.bench.stats import format_ratio, format_value, median, percentile
+from voicedev.bench.stats import Spread, format_ratio, format_value, spread
 from voicedev.emulator import params as p
 from voicedev.emulator.relay import open_socket, setup_frame
 from voicedev.emulator.scenarios import RELAY_LINE
@@ -48,17 +48,30 @@ class RelayLatency:
     """The same, to a handler that answers one token at once (the path's own cost)."""
 
     @property
+    def spread(self) -> Spread:
+        return spread(self.samples_ms, 0.99)
+
+    @property
+    def floor_spread(self) -> Spread:
+        return spread(self.floor_ms, 0.99)
+
+    @property
     def median_ms(self) -> float:
-        return median(self.samples_ms)
+        return self.spread.median
 
     @property
     def p99_ms(self) -> float:
-        return percentile(self.samples_ms, 0.99)
+        return self.spread.upper
 
     @property
     def ratio(self) -> float:
-        floor = median(self.floor_ms)
+        floor = self.floor_spread.median
         return self.median_ms / floor if floor > 0 else float("nan")
+
+
+def _row(figure: str, measured: Spread) -> tuple[str, str, str, str]:
+    median, upper = format_value(measured.median, "ms"), format_value(measured.upper, "ms")
+    return (figure, median, upper, str(measured.count))
 
 
 def section(result: RelayLatency) -> Section:
@@ -68,23 +81,9 @@ def section(result: RelayLatency) -> Section:
     )
     rows = []
     if result.skipped is None:
-        rows.append(
-            (
-                "prompt -> first text token (scripted agent)",
-                format_value(result.median_ms, "ms"),
-                format_value(result.p99_ms, "ms"),
-                str(len(result.samples_ms)),
-            )
-        )
+        rows.append(_row("prompt -> first text token (scripted agent)", result.spread))
     if result.floor_ms:
-        rows.append(
-            (
-                "floor: one token posted back at once",
-                format_value(median(result.floor_ms), "ms"),
-                format_value(percentile(result.floor_ms, 0.99), "ms"),
-                str(len(result.floor_ms)),
-            )
-        )
+        rows.append(_row("floor: one token posted back at once", result.floor_spread))
     table = Table(headers=("figure", "median", "p99", "prompts"), rows=tuple(rows))
     notes = [
         "one WebSocket, prompts one after another (each answer read to its last token first), "

@@ -25,6 +25,21 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 @dataclass(frozen=True)
+class Spread:
+    """Samples summed up as the reports show them: how many, their median and one upper percentile."""
+
+    count: int
+    median: float
+    upper: float
+    """The `fraction` percentile `spread()` was asked for (nearest rank): p99, p90."""
+
+
+def spread(values: Sequence[float], fraction: float = 0.99) -> Spread:
+    """The median and the nearest-rank `fraction` percentile of `values` (NaN for none)."""
+    return Spread(count=len(values), median=median(values), upper=percentile(values, fraction))
+
+
+@dataclass(frozen=True)
 class Measure:
     """A figure and its floor, each the median of `runs` runs measured in the same benchmark run.
 

@@ -100,7 +100,8 @@ def _references(value: Any) -> Iterator[str]:
     elif isinstance(value, dict):
         for key, argument in value.items():
             if key == "Ref" and isinstance(argument, str):
-                yield argument
+                # `Function.Alias`: SAM's reference to the function's alias (AutoPublishAlias).
+                yield argument.removesuffix(".Alias")
             elif key == "Fn::GetAtt":
                 parts = argument if isinstance(argument, list) else str(argument).split(".", 1)
                 yield str(parts[0])

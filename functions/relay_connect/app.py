@@ -4,4 +4,4 @@ from voice_webhooks.edge.handler import websocket_handler
 from voice_webhooks.relay.handlers import handle_connect
 from voice_webhooks.runtime.settings import RelayConnectSettings
 
-lambda_handler = websocket_handler(RelayConnectSettings, handle_connect)
+lambda_handler = websocket_handler(RelayConnectSettings, handle_connect, verifies_signatures=True)

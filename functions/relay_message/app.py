@@ -4,4 +4,4 @@ from voice_webhooks.edge.handler import websocket_handler
 from voice_webhooks.relay.handlers import handle_message
 from voice_webhooks.runtime.settings import RelayMessageSettings
 
-lambda_handler = websocket_handler(RelayMessageSettings, handle_message)
+lambda_handler = websocket_handler(RelayMessageSettings, handle_message, posts=True)

@@ -12,13 +12,18 @@ from typing import Any
 
 import pytest
 from voice_webhooks.runtime import snapstart
+from voicedev.relay_events import SAMPLE_RELAY_DOMAIN, STAGE, connect_event, message_event, prompt_frame
 from voicedev.sample_events import call_params
 from voicedev.twilio_signing import SAMPLE_API_DOMAIN, http_api_event
 
+from tests.integration import relay_helpers
+from tests.integration.relay_helpers import Relay
 from tests.support import Calls, emitted_metrics
 
 CONNECT_URL = f"https://{SAMPLE_API_DOMAIN}/voice/connect"
 Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
+relay = relay_helpers.relay  # the fixture
+RELAY_API_URL = f"wss://{SAMPLE_RELAY_DOMAIN}/{STAGE}"
 
 
 @pytest.fixture
@@ -30,10 +35,14 @@ def runtime_hooks(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Callable[[]
     module.register_after_restore = hooks["after"].append  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", module)
     monkeypatch.setattr(snapstart, "_registered", False)
+    # What a function registered with (the relay's own clients, whether it reads the token)
+    monkeypatch.setattr(snapstart, "_reads_auth_token", True)
+    monkeypatch.setattr(snapstart, "_warm_steps", ())
+    monkeypatch.setattr(snapstart, "_snapshot_clients", [])
     return hooks
 
 
-def connect_event(token: str | None = None) -> dict[str, Any]:
+def webhook_event(token: str | None = None) -> dict[str, Any]:
     kwargs = {"token": token} if token else {}
     return http_api_event("POST", CONNECT_URL, call_params(), route="/voice/connect", **kwargs)
 
@@ -50,8 +59,8 @@ def test_every_function_registers_the_hooks_once(
     aws: Any, invoke: Invoke, runtime_hooks: dict[str, list[Callable[[], None]]]
 ) -> None:
     # When a webhook function and the archiver are loaded, as Lambda loads them
-    invoke("connect", connect_event())
-    invoke("fallback", connect_event())
+    invoke("connect", webhook_event())
+    invoke("fallback", webhook_event())
     from tests.conftest import load_function
 
     aws.env(RECORDINGS_BUCKET_NAME="recordings")
@@ -71,7 +80,7 @@ def test_the_snapshot_holds_the_clients_and_the_first_reads(
     assert snapstart.close_connections() >= 2  # Secrets Manager's client and DynamoDB's
     aws_calls.clear()
     # and the first request reads nothing again but writes its session
-    response = invoke("connect", connect_event())
+    response = invoke("connect", webhook_event())
     assert response["statusCode"] == 200
     assert aws_calls == [("dynamodb", "PutItem")]
 
@@ -91,7 +100,7 @@ def test_a_restored_environment_reads_the_token_again(
     assert ("secretsmanager", "GetSecretValue") in aws_calls
     aws_calls.clear()
     # and a request signed with the new token is accepted, reading nothing but writing its session
-    response = invoke("connect", connect_event(token="rotated-token-value"))
+    response = invoke("connect", webhook_event(token="rotated-token-value"))
     assert response["statusCode"] == 200
     assert aws_calls == [("dynamodb", "PutItem")]
 
@@ -117,7 +126,7 @@ def test_a_missing_secret_at_snapshot_time_breaks_nothing(
     assert "SnapStart hook step skipped" in log_output.getvalue()
     capsys.readouterr()
     snapstart.after_restore()
-    response = invoke("connect", connect_event())
+    response = invoke("connect", webhook_event())
     # and the request answers as it always does without a token: 503, counted once
     assert response["statusCode"] == 503
     assert emitted_metrics(capsys.readouterr().out).get("AuthTokenUnavailable") == 1
@@ -152,7 +161,7 @@ def test_an_on_demand_cold_start_reads_token_and_config_during_init(
     snapstart.settle()
     assert {("secretsmanager", "GetSecretValue"), ("ssm", "GetParameter")} <= set(aws_calls)
     aws_calls.clear()
-    response = invoke("connect", connect_event())
+    response = invoke("connect", webhook_event())
     # Then the request finds both cached and only writes its session
     assert response["statusCode"] == 200
     assert aws_calls == [("dynamodb", "PutItem")]
@@ -182,8 +191,98 @@ def test_a_failed_init_read_is_reported_once_by_the_request(
     snapstart.settle()
     assert log_output.getvalue() == ""  # nothing said at init
     # When the first request comes
-    response = invoke("connect", connect_event())
+    response = invoke("connect", webhook_event())
     # Then it reads again and answers as it always does: 503, logged and counted once
     assert response["statusCode"] == 503
     assert emitted_metrics(capsys.readouterr().out).get("AuthTokenUnavailable") == 1
     assert log_output.getvalue().count("Twilio auth token unavailable") == 1
+
+
+# --- the relay's WebSocket functions ----------------------------------------------------------------
+
+
+def test_the_relay_functions_register_the_hooks_once(
+    relay: Relay, runtime_hooks: dict[str, list[Callable[[], None]]]
+) -> None:
+    # When the three relay functions are loaded and serve a connection, as Lambda runs them
+    relay.open()
+    assert relay.invoke("relay_disconnect", relay_disconnect_event())["statusCode"] == 200
+    # Then the two hooks are registered, once per process, as for every other function
+    assert runtime_hooks["before"] == [snapstart.before_snapshot]
+    assert runtime_hooks["after"] == [snapstart.after_restore]
+
+
+def relay_disconnect_event() -> dict[str, Any]:
+    from voicedev.relay_events import disconnect_event
+
+    return disconnect_event()
+
+
+def test_the_relay_message_snapshot_holds_its_clients_and_never_reads_the_token(
+    aws: Any,
+    relay: Relay,
+    runtime_hooks: dict[str, list[Callable[[], None]]],
+    aws_calls: Calls,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from voice_webhooks.relay import connections
+
+    from tests.conftest import load_function
+
+    # Given $default's environment (template.yaml: no queue), Twilio opening the API by its own
+    # execute-api URL
+    monkeypatch.delenv("RECORDINGS_QUEUE_URL")
+    aws.env(RELAY_PUBLIC_URL=RELAY_API_URL)
+    load_function("relay_message")
+    # When the before-snapshot hook runs
+    snapstart.before_snapshot()
+    # Then the auth token was not read ($default has no right to it: $connect verified the handshake)
+    assert not [call for call in aws_calls if call[0] == "secretsmanager"]
+    # and the snapshot holds the table's client, the relay's storage client and the @connections
+    # client of the very endpoint the first frame's event names
+    endpoint = connections.management_endpoint(message_event(prompt_frame("hi"))["requestContext"])
+    assert connections.endpoint_before_events() == endpoint == f"https://{SAMPLE_RELAY_DOMAIN}/{STAGE}"
+    assert connections._client.cache_info().currsize == 1
+    assert connections.warm_client() in snapstart._snapshot_clients
+    # and after a restore their pooled connections are closed (three clients), and the session goes on
+    assert snapstart.close_connections() == 3
+    snapstart.after_restore()
+    snapstart.settle()
+    relay.open()
+    assert relay.send(prompt_frame("What are your opening hours?"))["statusCode"] == 200
+    assert relay.recorder.frames("text")
+
+
+def test_a_restored_relay_connect_verifies_handshakes_with_the_rotated_token(
+    aws: Any, relay: Relay, runtime_hooks: dict[str, list[Callable[[], None]]], aws_calls: Calls
+) -> None:
+    from tests.conftest import load_function
+
+    # Given a $connect snapshot taken while the secret held the old token
+    load_function("relay_connect")
+    snapstart.before_snapshot()
+    assert ("secretsmanager", "GetSecretValue") in aws_calls
+    # When the token is rotated while the snapshot waits, and an environment is restored from it
+    aws.secrets.put_secret_value(SecretId=aws.secret_arn, SecretString="rotated-token-value")
+    aws_calls.clear()
+    snapstart.after_restore()
+    snapstart.settle()
+    # Then the after-restore hook read the new token
+    assert ("secretsmanager", "GetSecretValue") in aws_calls
+    # and a handshake signed with it is accepted, one signed with the old one refused
+    assert relay.invoke("relay_connect", connect_event(token="rotated-token-value"))["statusCode"] == 200
+    refused = relay.invoke("relay_connect", connect_event(connection_id="conn-0002"))
+    assert refused["statusCode"] == 403
+
+
+def test_an_on_demand_cold_start_of_relay_message_reads_its_config_not_the_token(
+    aws: Any, flows_in_ssm: None, on_demand: None, aws_calls: Calls
+) -> None:
+    from tests.conftest import load_function
+
+    # When $default starts on demand (its flow configuration in SSM)
+    load_function("relay_message")
+    snapstart.settle()
+    # Then its init phase read the flow configuration, and nothing from Secrets Manager
+    assert ("ssm", "GetParameter") in aws_calls
+    assert not [call for call in aws_calls if call[0] == "secretsmanager"]

@@ -136,6 +136,20 @@ def test_the_routes_are_found_through_every_spelling_of_target_and_integration_u
     assert template_has_websocket_api(template())
 
 
+def test_the_template_s_routes_invoke_their_functions_through_the_live_alias() -> None:
+    # Given template.yaml, whose integrations name `!Ref <Function>.Alias` (SnapStart: docs/deploy.md)
+    spec = websocket_api()
+
+    # Then the local mode serves each route with its function
+    assert spec is not None
+    assert {key: fn.name for key, fn in spec.routes.items()} == {
+        "$connect": "RelayConnectFunction",
+        "$default": "RelayMessageFunction",
+        "$disconnect": "RelayDisconnectFunction",
+    }
+    assert spec.notes == ()
+
+
 def test_a_template_without_a_websocket_api_has_none() -> None:
     resources = {name: value for name, value in template()["Resources"].items() if name != "RelayApi"}
     assert websocket_api({"Resources": resources}) is None

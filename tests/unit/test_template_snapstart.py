@@ -82,13 +82,18 @@ def test_api_gateway_and_the_queue_invoke_the_live_alias() -> None:
         uri = route["x-amazon-apigateway-any-method"]["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
         target = uri.split("functions/${", 1)[1].split("}", 1)[0]
         assert target in aliases, uri
+    # And so does every route of the relay's WebSocket API ($connect, $default, $disconnect)
+    integrations = of_type(template, "AWS::ApiGatewayV2::Integration")
+    assert len(integrations) == 3
+    for res in integrations.values():
+        uri, variables = res["Properties"]["IntegrationUri"]["Fn::Sub"]
+        assert uri.endswith(":lambda:path/2015-03-31/functions/${Alias}/invocations"), uri
+        assert variables["Alias"]["Ref"] in aliases, variables
+    # And API Gateway may invoke the aliases only (every permission, HTTP and WebSocket alike)
     permissions = of_type(template, "AWS::Lambda::Permission")
-    assert permissions
+    assert len(permissions) == len(paths) + len(integrations)
     for res in permissions.values():
-        # (The WebSocket API's permissions name their functions' ARNs in the template itself.)
-        name = res["Properties"]["FunctionName"]
-        if isinstance(name, dict) and "Ref" in name and not name["Ref"].startswith("Relay"):
-            assert name["Ref"] in aliases
+        assert res["Properties"]["FunctionName"]["Ref"] in aliases, res
     # And the archiver's queue mapping invokes its alias too
     [mapping] = of_type(template, "AWS::Lambda::EventSourceMapping").values()
     assert mapping["Properties"]["FunctionName"] == {"Ref": "RecordingArchiverFunctionAliaslive"}

@@ -123,12 +123,32 @@ def queue_handler(
     return instrumented(handler, settings_model)
 
 
-def websocket_handler(settings_model: type[S], handle: Callable[[dict[str, Any], S], Any]) -> Handler:
+def websocket_handler(
+    settings_model: type[S],
+    handle: Callable[[dict[str, Any], S], Any],
+    *,
+    verifies_signatures: bool = False,
+    posts: bool = False,
+) -> Handler:
     """`lambda_handler` for an API Gateway WebSocket route (the relay agent): the same stack, the
-    request id as correlation id, the function's settings checked now and handed to `handle`."""
+    request id as correlation id, the function's settings checked now and handed to `handle`.
+
+    SnapStart's hooks and the init-phase reads as for the webhooks (runtime/snapstart.py), with the
+    relay's own clients: its storage client, and where the route `posts` the `@connections` one.
+    Only the route that `verifies_signatures` ($connect) reads the auth token."""
+    from voice_webhooks.relay import connections
+    from voice_webhooks.runtime import snapstart
+    from voice_webhooks.storage import relay_store
+
     load_settings(settings_model)
+    warm: list[snapstart.WarmStep] = [("relay storage", relay_store.warm_client)]
+    if posts:
+        warm.append(("relay @connections", connections.warm_client))
+    snapstart.register(auth_token=verifies_signatures, warm=warm)
+    snapstart.prefetch(auth_token=verifies_signatures)
 
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
+        snapstart.settle()  # the init-phase reads, if still running
         return dict(handle(event, load_settings(settings_model)))
 
     return instrumented(handler, settings_model, correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -50,6 +51,26 @@ def management_endpoint(request_context: dict[str, Any]) -> str:
 @cache
 def _client(endpoint: str) -> Any:
     return aws_clients.session().client("apigatewaymanagementapi", endpoint_url=endpoint, config=_CONFIG)
+
+
+def endpoint_before_events() -> str | None:
+    """The endpoint `management_endpoint` will give this function's events, where it is known
+    before any event (for the SnapStart snapshot): the configured one, or the stage's own when
+    Twilio opens the API's execute-api URL (RELAY_PUBLIC_URL). None behind a custom domain: the
+    API id only comes with an event."""
+    settings = relay_settings()
+    if settings.management_endpoint:
+        return settings.management_endpoint
+    parts = urlsplit(settings.public_url or "")
+    if parts.scheme != "wss" or not parts.hostname or not parts.hostname.endswith(EXECUTE_API_SUFFIX):
+        return None
+    return f"https://{parts.netloc}{parts.path}"
+
+
+def warm_client() -> Any:
+    """Before the snapshot: the `@connections` client the first event will use (or None)."""
+    endpoint = endpoint_before_events()
+    return _client(endpoint) if endpoint else None
 
 
 def _error_code(exc: ClientError) -> str:

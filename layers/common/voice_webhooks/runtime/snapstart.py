@@ -14,6 +14,12 @@ forgotten, so a snapshot never serves a value older than its TTL; pooled connect
 (they were opened before the snapshot, possibly days ago); then the token and configuration are
 read again in two threads, which the first request waits for (`settle()`).
 
+A function that never verifies a signature (the relay's `$default` and `$disconnect`: Globals give
+them the secret's name, not the right to read it) registers with `auth_token=False`, and a function
+whose clients are not the ones above names them in `warm` (the relay's storage client and its
+`@connections` client): each step creates a client before the snapshot, and after restore its
+connections are closed like the others'.
+
 Every hook failure is logged and swallowed: a snapshot without a warm cache is slower, never
 broken, and the request path reports a missing secret or parameter as it always does."""
 
@@ -24,18 +30,28 @@ import os
 import random
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from voice_webhooks.runtime import aws_clients
 from voice_webhooks.runtime.observability import logger, metrics
 
 _registered = False
+WarmStep = tuple[str, Callable[[], object]]
+"""What it warms (for the log when it fails), and the step: it returns the client it made, or None."""
+_reads_auth_token = True
+_warm_steps: tuple[WarmStep, ...] = ()
+_snapshot_clients: list[Any] = []
+"""The clients the warm steps made before the snapshot: their connections are closed after restore."""
 
 
-def register() -> bool:
-    """Register the hooks (once); False when this runtime has no SnapStart hooks library."""
-    global _registered  # one registration per process
+def register(*, auth_token: bool = True, warm: Sequence[WarmStep] = ()) -> bool:
+    """Register the hooks (once); False when this runtime has no SnapStart hooks library.
+
+    `auth_token=False`: this function never reads the auth token (nor does its init-phase prefetch);
+    `warm`: more clients to create before the snapshot (module doc)."""
+    global _registered, _reads_auth_token, _warm_steps  # one registration per process
     if _registered:
         return True
     try:
@@ -45,6 +61,7 @@ def register() -> bool:
         )
     except ImportError:
         return False
+    _reads_auth_token, _warm_steps = auth_token, tuple(warm)
     register_before_snapshot(before_snapshot)
     register_after_restore(after_restore)
     _registered = True
@@ -58,7 +75,7 @@ of milliseconds; a dependency that hangs costs the request this much more than b
 Lambda's 10 s and Twilio's 15 s)."""
 
 
-def prefetch(*, restored: bool = False) -> bool:
+def prefetch(*, restored: bool = False, auth_token: bool | None = None) -> bool:
     """On an on-demand cold start, read the auth token and the flow configuration during the init
     phase, side by side in two threads (each is a network round trip, on Lambda a TLS handshake to
     its own endpoint); the first request then finds them cached (`settle()` waits for them).
@@ -66,14 +83,15 @@ def prefetch(*, restored: bool = False) -> bool:
     Errors are left to the request: a failed read here is dropped without a log or a metric, and
     the request reads again and answers as it always does. Nothing is read where Lambda did not say
     `on-demand` (tests, the local mode; SnapStart, whose hooks do it before the snapshot), except
-    `restored`: after a SnapStart restore, the same reads start again from the after-restore hook."""
+    `restored`: after a SnapStart restore, the same reads start again from the after-restore hook.
+    `auth_token=False`: no token read (default: as registered)."""
     global _prefetch
     if not restored and (
         _prefetch is not None or os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != "on-demand"
     ):
         return False
     try:
-        reads = _prefetch_reads()
+        reads = _prefetch_reads(_reads_auth_token if auth_token is None else auth_token)
     except Exception:  # missing settings, a provider that changed: the request will say
         return False
     if not reads:
@@ -105,7 +123,7 @@ def _quietly(read: Callable[[], object]) -> None:
         read()
 
 
-def _prefetch_reads() -> list[Callable[[], object]]:
+def _prefetch_reads(auth_token: bool) -> list[Callable[[], object]]:
     """The provider reads the request path makes, with their clients created here, in the main
     thread (creating clients from one boto3 session is not thread-safe; using them is)."""
     from voice_webhooks.edge import auth_tokens
@@ -114,7 +132,7 @@ def _prefetch_reads() -> list[Callable[[], object]]:
     max_age = _max_age()
     reads: list[Callable[[], object]] = []
     aws_clients.session()
-    secret_id = os.environ.get("TWILIO_AUTH_TOKEN_SECRET", "").strip()
+    secret_id = os.environ.get("TWILIO_AUTH_TOKEN_SECRET", "").strip() if auth_token else ""
     if secret_id:
         secrets = auth_tokens.secrets_provider()
         reads.append(lambda: secrets.get(secret_id, max_age=max_age))
@@ -146,14 +164,22 @@ def before_snapshot() -> None:
         _attempt("sqs", aws_clients.sqs)
     if os.environ.get("RECORDINGS_BUCKET_NAME"):
         _attempt("s3", aws_clients.s3)
+    for what, step in _warm_steps:
+        _attempt(what, partial(_keep_client, step))
     try:
-        if os.environ.get("TWILIO_AUTH_TOKEN_SECRET"):
+        if _reads_auth_token and os.environ.get("TWILIO_AUTH_TOKEN_SECRET"):
             _attempt("auth token", _read_auth_tokens)
         if os.environ.get("FLOW_CONFIG"):
             _attempt("flow config", _read_flow_config)
     finally:
         # A read that failed here counted a metric: it belongs to no invocation.
         metrics.clear_metrics()
+
+
+def _keep_client(step: Callable[[], object]) -> None:
+    client = step()
+    if client is not None:
+        _snapshot_clients.append(client)
 
 
 def _max_age() -> int:
@@ -214,6 +240,7 @@ def _known_clients() -> Iterator[Any]:
             continue  # never created: nothing to close (and nothing to create now)
         made = factory()
         yield getattr(getattr(made, "meta", None), "client", made)  # a resource's client, or the client
+    yield from _snapshot_clients
 
 
 def close_connections() -> int:

@@ -10,6 +10,10 @@ durations per function, DynamoDB request units (from the item sizes the calls le
 requests, log bytes. The first invocation of each function (imports, clients, secret) is measured
 apart as the cold start.
 
+The relay agent (`measure_relay()`) has a section of its own, per minute of conversation: its three
+handlers run in process under moto for whole conversations of the scripted agent, counting per turn
+the frames posted, the DynamoDB units and the AWS requests, and each invocation's own time.
+
 Estimating (`estimate()`): those figures times `PRICES`, with the `ASSUMPTIONS` stated next to
 them. `--write` replaces the generated section of docs/cost.md (figures as JSON, then the tables);
 a unit test recomputes the tables from that JSON, so a price changed here without `make cost`
@@ -59,6 +63,8 @@ PRICES: dict[str, Any] = {
     "logs_ingestion_gb": 0.50,
     "logs_storage_gb_month": 0.03,
     "xray_per_trace": 5.00 / 1e6,
+    "websocket_per_message": 1.00 / 1e6,  # first billion a month, sent or received, per 32 KB
+    "websocket_per_connection_minute": 0.25 / 1e6,
     "secret_month": 0.40,
     "alarm_metric_month": 0.10,  # standard resolution; a metric-math alarm pays per metric
     "custom_metric_month": 0.30,  # first 10,000 metrics
@@ -998,6 +1004,411 @@ def write_reconciler_doc(figures: ReconcilerMeasured, path: Path = DOC) -> None:
     path.write_text(before + reconciler_section(figures) + after, encoding="utf-8")
 
 
+# --- the relay agent (docs/relay-agent.md): per minute of conversation ---------------------------------
+
+RELAY_BEGIN = "<!-- cost:relay:begin (make cost) -->"
+RELAY_END = "<!-- cost:relay:end -->"
+RELAY_ASSUMPTIONS: dict[str, Any] = {
+    # A caller's turn and the agent's answer take about ten seconds: six `prompt` frames a minute.
+    "turns_per_minute": 6,
+    # How long a conversation lasts: its handshake, `setup` and close are spread over these minutes.
+    "minutes_per_conversation": 5,
+    # One DynamoDB or @connections request from a Lambda in the same region (moto answers in process).
+    "aws_request_ms": 5,
+}
+RELAY_PROMPT = "What are your opening hours?"
+
+
+@dataclasses.dataclass
+class RelayMeasured:
+    how: str
+    conversations: int
+    turns: int
+    """`prompt` frames measured (every turn of every conversation)."""
+    memory_mb: int
+    turn_median_ms: float
+    """One `$default` invocation for a `prompt` (parse, store, run the scripted agent, post its tokens),
+    its own time: the time spent in moto's answers is taken out (`aws_request_ms` each stands in)."""
+    turn_p90_ms: float
+    turn_aws_requests: float
+    """DynamoDB and @connections requests per turn (each one a round trip in AWS)."""
+    turn_messages_out: float
+    """Frames posted back to Twilio per turn (`text` tokens)."""
+    turn_write_units: float
+    turn_read_units: float
+    turn_log_bytes: float
+    conversation_invocations: float
+    """`$connect`, the `setup` frame's `$default`, `$disconnect`."""
+    conversation_ms: float
+    """Their median own times (as `turn_median_ms`), added up."""
+    conversation_aws_requests: float
+    conversation_write_units: float
+    conversation_read_units: float
+    conversation_log_bytes: float
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RelayMeasured:
+        return cls(**json.loads(text))
+
+
+def relay_minute(figures: RelayMeasured, log_retention_days: int = 30) -> list[Line]:
+    """One minute of conversation with the scripted agent, as `Line`s in USD per 1,000 minutes."""
+    a = RELAY_ASSUMPTIONS
+    minutes = 1000
+    turns = a["turns_per_minute"]
+    share = 1 / a["minutes_per_conversation"]  # of a conversation's own invocations, per minute
+    invocations = turns + figures.conversation_invocations * share
+    gb = figures.memory_mb / 1024
+    turn_ms = math.ceil(figures.turn_median_ms + figures.turn_aws_requests * a["aws_request_ms"])
+    conversation_ms = figures.conversation_ms + figures.conversation_aws_requests * a["aws_request_ms"]
+    gb_s = (turns * turn_ms + share * conversation_ms) / 1000 * gb
+    # Received: each `prompt` and the `setup` frame; sent: every frame posted back.
+    messages = turns * (1 + figures.turn_messages_out) + share * 1
+    writes = turns * figures.turn_write_units + share * figures.conversation_write_units
+    reads = turns * figures.turn_read_units + share * figures.conversation_read_units
+    log_bytes = (
+        turns * figures.turn_log_bytes
+        + share * figures.conversation_log_bytes
+        + invocations * ASSUMPTIONS["platform_log_bytes_per_invocation"]
+    )
+    log_gb = minutes * log_bytes / 1e9
+    return [
+        Line(
+            "API Gateway (WebSocket)",
+            f"{messages:.1f} messages a minute ({turns} x (1 prompt in + "
+            f"{figures.turn_messages_out:g} tokens out), the setup frame)",
+            minutes * messages * PRICES["websocket_per_message"],
+        ),
+        Line(
+            "API Gateway (WebSocket)",
+            "1 connection minute",
+            minutes * PRICES["websocket_per_connection_minute"],
+        ),
+        Line(
+            "Lambda",
+            f"{invocations:g} invocations a minute ({turns} turns, the handshake, setup and close)",
+            minutes * invocations * PRICES["lambda_per_request"],
+        ),
+        Line(
+            "Lambda",
+            f"{gb_s * 1000:.1f} GB-s per 1,000 minutes ({turn_ms} ms billed per turn)",
+            minutes * gb_s * PRICES["lambda_gb_second_arm64"],
+        ),
+        Line(
+            "DynamoDB (on-demand)",
+            f"write request units a minute: {writes:.1f}",
+            minutes * writes * PRICES["dynamodb_per_write_request_unit"],
+        ),
+        Line(
+            "DynamoDB (on-demand)",
+            f"read request units a minute: {reads:.1f}",
+            minutes * reads * PRICES["dynamodb_per_read_request_unit"],
+        ),
+        Line(
+            "CloudWatch Logs",
+            f"{log_bytes / 1000:.1f} KB a minute, ingested and kept {log_retention_days} days",
+            log_gb
+            * (PRICES["logs_ingestion_gb"] + PRICES["logs_storage_gb_month"] * log_retention_days / 30),
+        ),
+        Line(
+            "X-Ray",
+            f"{invocations * ASSUMPTIONS['xray_sampled_share']:g} traces a minute (Tracing: Active)",
+            minutes * invocations * ASSUMPTIONS["xray_sampled_share"] * PRICES["xray_per_trace"],
+        ),
+    ]
+
+
+def render_relay(figures: RelayMeasured) -> str:
+    a = RELAY_ASSUMPTIONS
+    parameters = load_template()["Parameters"]
+    lines = relay_minute(figures, int(parameters["LogRetentionDays"]["Default"]))
+    total = sum(line.usd_per_1000_calls for line in lines)
+    out = [
+        f"Measured: {figures.how}.",
+        "",
+        "| per | invocations | own time: median | p90 | AWS requests | frames out | write units | read units "
+        "| logs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| turn (`prompt`) | 1 | {figures.turn_median_ms:.1f} ms | {figures.turn_p90_ms:.1f} ms "
+        f"| {figures.turn_aws_requests:g} | {figures.turn_messages_out:g} | {figures.turn_write_units:g} "
+        f"| {figures.turn_read_units:g} | {figures.turn_log_bytes / 1000:.1f} KB |",
+        f"| conversation (handshake, `setup`, close) | {figures.conversation_invocations:g} "
+        f"| {figures.conversation_ms:.1f} ms (sum) | | {figures.conversation_aws_requests:g} | 0 "
+        f"| {figures.conversation_write_units:g} | {figures.conversation_read_units:g} "
+        f"| {figures.conversation_log_bytes / 1000:.1f} KB |",
+        "",
+        f"Assumed: {a['turns_per_minute']} turns a minute, conversations of "
+        f"{a['minutes_per_conversation']} minutes (their handshake, `setup` and close spread over them), "
+        f"{a['aws_request_ms']} ms per DynamoDB or `@connections` request in AWS added to each "
+        f"invocation's measured time, {figures.memory_mb} MB.",
+        "",
+        "| service | what | USD per 1,000 minutes |",
+        "| --- | --- | --- |",
+        *(f"| {line.service} | {line.what} | {_money(line.usd_per_1000_calls)} |" for line in lines),
+        f"| **total** | **this stack, per 1,000 minutes of conversation** | **{_money(total)}** |",
+    ]
+    return "\n".join(out)
+
+
+def relay_section(figures: RelayMeasured) -> str:
+    body = ["```json", figures.to_json(), "```", "", render_relay(figures)]
+    return "\n".join([RELAY_BEGIN, "", *body, "", RELAY_END])
+
+
+def relay_from_doc(text: str) -> RelayMeasured:
+    section = text.split(RELAY_BEGIN, 1)[1].split(RELAY_END, 1)[0]
+    return RelayMeasured.from_json(section.split("```json", 1)[1].split("```", 1)[0])
+
+
+def write_relay_doc(figures: RelayMeasured, path: Path = DOC) -> None:
+    text = path.read_text(encoding="utf-8")
+    before, rest = text.split(RELAY_BEGIN, 1)
+    _, after = rest.split(RELAY_END, 1)
+    path.write_text(before + relay_section(figures) + after, encoding="utf-8")
+
+
+def measure_relay(conversations: int = 3, turns: int = 30) -> RelayMeasured:
+    """Runs the relay's three real handlers in process under moto (`mock_aws`), with the template's
+    table and the scripted agent (config/flows.relay-agent.example.json): per conversation a signed
+    handshake, `setup`, `turns` prompts, the close. `@connections` is a counter in place of API
+    Gateway. Request units come from each item's size just after the write (one more read, not
+    counted) and from the items each read returned."""
+    with _environment(BASE_ENV):
+        return _measure_relay(conversations, turns)
+
+
+def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
+    import boto3
+    from boto3.dynamodb.types import TypeDeserializer
+    from botocore.client import BaseClient
+    from moto import mock_aws
+    from voice_webhooks.relay import connections, reset_relay_caches
+    from voice_webhooks.runtime.observability import logger
+
+    from voicedev import template_resources
+    from voicedev.handler_caches import reset_handler_caches
+    from voicedev.local_api import FunctionLoader, FunctionSpec, LocalLambdaContext
+    from voicedev.relay_events import (
+        SAMPLE_RELAY_DOMAIN,
+        STAGE,
+        connect_event,
+        disconnect_event,
+        message_event,
+        prompt_frame,
+        setup_frame,
+    )
+    from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+
+    template = load_template()
+    globals_ = template["Globals"]["Function"]
+    functions = resources_of_type("AWS::Serverless::Function", template)
+    deserializer = TypeDeserializer()
+    original = BaseClient._make_api_call
+    counting = False
+    requests = 0
+    write_units = read_units = aws_ms = 0.0
+    posted = 0
+
+    def units(size: int, per: int) -> int:
+        return max(1, math.ceil(size / per))
+
+    def plain(item: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {name: deserializer.deserialize(value) for name, value in (item or {}).items()}
+
+    def tapped(client: Any, operation: str, params: Any) -> Any:
+        nonlocal requests, write_units, read_units, aws_ms
+        started = time.perf_counter()
+        try:
+            return _counted(client, operation, params, original(client, operation, params))
+        finally:
+            aws_ms += (time.perf_counter() - started) * 1000  # moto's time, the size read's included
+
+    def _counted(client: Any, operation: str, params: Any, answer: Any) -> Any:
+        nonlocal requests, write_units, read_units
+        if not counting or client.meta.service_model.service_name != "dynamodb":
+            return answer
+        requests += 1
+        consistent = 1 if params.get("ConsistentRead") else 0.5
+        if operation in ("PutItem", "UpdateItem"):
+            after = original(client, "GetItem", {"TableName": params["TableName"], "Key": _key_of(params)})
+            write_units += units(_item_bytes(plain(after.get("Item"))), 1024)
+        elif operation == "TransactWriteItems":
+            for entry in params["TransactItems"]:
+                (request,) = entry.values()
+                size = _item_bytes(plain(request.get("Item"))) if "Item" in request else 1
+                write_units += 2 * units(size, 1024)  # a transaction writes each item twice
+        elif operation == "GetItem":
+            read_units += units(_item_bytes(plain(answer.get("Item"))), 4096) * consistent
+        elif operation == "Query":
+            size = sum(_item_bytes(plain(item)) for item in answer.get("Items", []))
+            read_units += units(size, 4096) * consistent
+        return answer
+
+    class Posts:
+        def post(self, connection_id: str, data: str) -> None:  # noqa: ARG002 - counted only
+            nonlocal posted, requests
+            posted += 1
+            requests += 1
+
+        def close(self, connection_id: str) -> None:  # noqa: ARG002 - counted only
+            nonlocal requests
+            requests += 1
+
+    def spec(name: str) -> FunctionSpec:
+        props = functions[name]
+        return FunctionSpec(
+            name=name,
+            code_uri=PROJECT_ROOT / props["CodeUri"],
+            handler=props["Handler"],
+            timeout_seconds=int(props.get("Timeout", globals_["Timeout"])),
+            memory_mb=int(props.get("MemorySize", globals_["MemorySize"])),
+        )
+
+    specs = {
+        route: spec(name)
+        for route, name in (
+            ("connect", "RelayConnectFunction"),
+            ("message", "RelayMessageFunction"),
+            ("disconnect", "RelayDisconnectFunction"),
+        )
+    }
+    loader = FunctionLoader()
+    stdout = io.StringIO()
+    samples: dict[str, list[float]] = {"connect": [], "setup": [], "turn": [], "disconnect": []}
+    totals: dict[str, list[float]] = {"requests": [], "writes": [], "reads": [], "logs": [], "posted": []}
+    per_conversation = {"requests": 0.0, "writes": 0.0, "reads": 0.0, "logs": 0.0}
+
+    def invoke(kind: str, route: str, event: dict[str, Any]) -> None:
+        nonlocal counting, requests, write_units, read_units, posted, aws_ms
+        handler = loader.load(specs[route])
+        context = LocalLambdaContext(specs[route].name, specs[route].memory_mb, specs[route].timeout_seconds)
+        requests, write_units, read_units, posted, aws_ms = 0, 0.0, 0.0, 0, 0.0
+        start = len(stdout.getvalue())
+        counting = True
+        started = time.perf_counter()
+        answer = handler(event, context)
+        elapsed = (time.perf_counter() - started) * 1000
+        counting = False
+        if answer.get("statusCode") != 200:
+            raise RuntimeError(f"relay {kind} answered {answer.get('statusCode')}")
+        logs = len(stdout.getvalue()[start:].encode())
+        samples[kind].append(max(elapsed - aws_ms, 0.0))
+        if kind == "turn":
+            for name, value in (
+                ("requests", requests),
+                ("writes", write_units),
+                ("reads", read_units),
+                ("logs", logs),
+                ("posted", posted),
+            ):
+                totals[name].append(value)
+        else:
+            per_conversation["requests"] += requests
+            per_conversation["writes"] += write_units
+            per_conversation["reads"] += read_units
+            per_conversation["logs"] += logs
+
+    with mock_aws():
+        boto3.setup_default_session()
+        session = boto3.DEFAULT_SESSION
+        assert session is not None
+        dynamodb = session.client("dynamodb")
+        table = template_resources.create_table(dynamodb)
+        secret = session.client("secretsmanager").create_secret(
+            Name="cost-relay", SecretString=DEV_AUTH_TOKEN
+        )
+        handler_env = {
+            "TWILIO_AUTH_TOKEN_SECRET": secret["ARN"],
+            "ALLOWED_ACCOUNT_SIDS": DEV_ACCOUNT_SID,
+            "EVENTS_TABLE_NAME": table,
+            "FLOW_CONFIG": str(PROJECT_ROOT / "config" / "flows.relay-agent.example.json"),
+            "EVENT_TTL_DAYS": str(template["Parameters"]["EventRetentionDays"]["Default"]),
+            "RELAY_PUBLIC_URL": f"wss://{SAMPLE_RELAY_DOMAIN}/{STAGE}",
+        }
+        saved_poster = connections.management_api
+        with _environment(handler_env), contextlib.redirect_stdout(stdout):
+            reset_handler_caches()
+            reset_relay_caches()
+            connections.management_api = lambda context: Posts()  # type: ignore[assignment]  # noqa: ARG005
+            handler_stream = logger.registered_handler.stream  # type: ignore[attr-defined]
+            logger.registered_handler.stream = stdout  # type: ignore[attr-defined]
+            BaseClient._make_api_call = tapped
+            try:
+                for index in range(conversations + 1):  # the first one warms the handlers: not counted
+                    call_sid = "CA" + f"{index:02x}" * 16
+                    session_id = f"{call_sid}-{index:016x}"
+                    dynamodb.put_item(
+                        TableName=table,
+                        Item={
+                            "SessionId": {"S": session_id},
+                            "ItemKey": {"S": "session"},
+                            "SessionCallSid": {"S": call_sid},
+                            "AccountSid": {"S": DEV_ACCOUNT_SID},
+                            "Flow": {"S": "assistant"},
+                            "FlowKind": {"S": "relay"},
+                        },
+                    )
+                    connection = f"conn-{index:04d}"
+                    invoke("connect", "connect", connect_event(session_id, connection_id=connection))
+                    invoke("setup", "message", message_event(setup_frame(call_sid), connection_id=connection))
+                    for _ in range(turns):
+                        invoke(
+                            "turn",
+                            "message",
+                            message_event(prompt_frame(RELAY_PROMPT), connection_id=connection),
+                        )
+                    invoke("disconnect", "disconnect", disconnect_event(connection_id=connection))
+                    if index == 0:
+                        samples = {kind: [] for kind in samples}
+                        totals = {name: [] for name in totals}
+                        per_conversation = dict.fromkeys(per_conversation, 0.0)
+            finally:
+                BaseClient._make_api_call = original
+                logger.registered_handler.stream = handler_stream  # type: ignore[attr-defined]
+                connections.management_api = saved_poster
+                reset_handler_caches()
+                reset_relay_caches()
+
+    turn = spread(samples["turn"], 0.9)
+    conversation_ms = sum(spread(samples[kind]).median for kind in ("connect", "setup", "disconnect"))
+    return RelayMeasured(
+        how=(
+            f'{conversations} conversations of {turns} turns (each a `prompt` frame, "{RELAY_PROMPT}", '
+            "answered by the scripted agent of config/flows.relay-agent.example.json), after one uncounted "
+            "warm-up conversation: the real relay handlers invoked in process with API Gateway's "
+            "WebSocket events, under moto (`mock_aws`) with the template's EventsTable, `@connections` "
+            "counted in place; durations are each invocation's own time, the time moto took to answer "
+            f"taken out; {sys.platform}, Python {sys.version.split()[0]}"
+        ),
+        conversations=conversations,
+        turns=len(samples["turn"]),
+        memory_mb=specs["message"].memory_mb,
+        turn_median_ms=round(turn.median, 1),
+        turn_p90_ms=round(turn.upper, 1),
+        turn_aws_requests=round(statistics.fmean(totals["requests"]), 2),
+        turn_messages_out=round(statistics.fmean(totals["posted"]), 2),
+        turn_write_units=round(statistics.fmean(totals["writes"]), 2),
+        turn_read_units=round(statistics.fmean(totals["reads"]), 2),
+        turn_log_bytes=round(statistics.fmean(totals["logs"])),
+        conversation_invocations=3,
+        conversation_ms=round(conversation_ms, 1),
+        conversation_aws_requests=round(per_conversation["requests"] / conversations, 2),
+        conversation_write_units=round(per_conversation["writes"] / conversations, 2),
+        conversation_read_units=round(per_conversation["reads"] / conversations, 2),
+        conversation_log_bytes=round(per_conversation["logs"] / conversations),
+    )
+
+
+def _key_of(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The key of a PutItem (from its item) or an UpdateItem, in the wire format."""
+    if "Key" in params:
+        return dict(params["Key"])
+    return {name: params["Item"][name] for name in _TABLE_KEYS}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="voicedev.cost", description=__doc__.split("\n\n")[0] if __doc__ else None
@@ -1019,9 +1430,12 @@ def main(argv: list[str] | None = None) -> int:
     doc_text = DOC.read_text(encoding="utf-8")
     reconciler = reconciler_from_doc(doc_text) if args.from_doc else measure_reconciler()
     print("\n### The reconciler\n\n" + render_reconciler(reconciler))
+    relay = relay_from_doc(doc_text) if args.from_doc else measure_relay()
+    print("\n### The relay agent, per minute of conversation\n\n" + render_relay(relay))
     if args.write:
         write_doc(measured)
         write_reconciler_doc(reconciler)
+        write_relay_doc(relay)
         print(f"\nwrote {DOC.relative_to(PROJECT_ROOT)}")
     return 0
 

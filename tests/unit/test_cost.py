@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 from voicedev import cost
-from voicedev.cost import DOC, FunctionFigures, Measured
+from voicedev.cost import DOC, FunctionFigures, Measured, RelayMeasured
 
 
 def measured(**changes: object) -> Measured:
@@ -138,3 +138,108 @@ def test_only_writes_touching_the_index_attributes_are_charged_for_the_index() -
         )
         == 0
     )
+
+
+# --- the relay agent, per minute of conversation ---------------------------------------------------
+
+
+def relay_measured(**changes: object) -> RelayMeasured:
+    figures = RelayMeasured(
+        how="by hand",
+        conversations=2,
+        turns=60,
+        memory_mb=512,
+        turn_median_ms=10.0,
+        turn_p90_ms=14.0,
+        turn_aws_requests=30,
+        turn_messages_out=12,
+        turn_write_units=4,
+        turn_read_units=14,
+        turn_log_bytes=400,
+        conversation_invocations=3,
+        conversation_ms=20.0,
+        conversation_aws_requests=8,
+        conversation_write_units=8,
+        conversation_read_units=2,
+        conversation_log_bytes=1500,
+    )
+    return dataclasses.replace(figures, **changes)  # type: ignore[arg-type]
+
+
+def test_the_relay_section_is_what_its_figures_and_the_current_prices_give() -> None:
+    # Given the relay figures docs/cost.md was generated from
+    text = DOC.read_text(encoding="utf-8")
+    figures = cost.relay_from_doc(text)
+
+    # Then its section is exactly what the script renders from them today
+    assert cost.relay_section(figures) in text, "docs/cost.md is stale: run `make cost`"
+    # And they are a real run of the scripted agent: every token of the hours answer posted,
+    # the prompt and the reply stored, one consistent read of the interrupt marker per token
+    assert figures.turns >= 30
+    assert figures.turn_messages_out == len(cost_answer_words())
+    assert figures.turn_write_units >= 4
+    assert figures.turn_read_units >= figures.turn_messages_out
+    # And docs/relay-agent.md points here instead of keeping figures of its own
+    relay_doc = (DOC.parent / "relay-agent.md").read_text(encoding="utf-8")
+    assert "cost.md#the-relay-agent-per-minute-of-conversation" in relay_doc
+    assert "$0.000" not in relay_doc
+
+
+def cost_answer_words() -> list[str]:
+    import json
+
+    flows = json.loads((cost.PROJECT_ROOT / "config" / "flows.relay-agent.example.json").read_text())
+    [hours] = [i for i in flows["flows"]["assistant"]["agent"]["intents"] if i["name"] == "hours"]
+    return str(hours["answer"]).split()
+
+
+def test_a_minute_of_conversation_multiplies_the_figures_by_prices() -> None:
+    # Given 6 turns a minute and conversations of 5 minutes (the assumptions), 5 ms per AWS request
+    a = cost.RELAY_ASSUMPTIONS
+    assert (a["turns_per_minute"], a["minutes_per_conversation"], a["aws_request_ms"]) == (6, 5, 5)
+    lines = cost.relay_minute(relay_measured(), log_retention_days=30)
+    prices = cost.PRICES
+
+    # Then 1,000 minutes are 6 x (1 + 12) messages and the setup frame (a fifth per minute) each
+    messages = 6 * 13 + 0.2
+    assert line(lines, "API Gateway (WebSocket)", "78.2 messages") == pytest.approx(
+        1000 * messages * prices["websocket_per_message"]
+    )
+    assert line(lines, "API Gateway (WebSocket)", "1 connection minute") == pytest.approx(
+        1000 * prices["websocket_per_connection_minute"]
+    )
+    # and 6 turns plus a fifth of the handshake, setup and close: 6.6 invocations a minute
+    assert line(lines, "Lambda", "6.6 invocations") == pytest.approx(
+        1000 * 6.6 * prices["lambda_per_request"]
+    )
+    # each turn billed 10 ms + 30 requests x 5 ms = 160 ms, the conversation's 20 + 8 x 5 ms over 5 minutes
+    gb_s = (6 * 160 + 60 / 5) / 1000 * 0.5
+    assert line(lines, "Lambda", f"{gb_s * 1000:.1f} GB-s") == pytest.approx(
+        1000 * gb_s * prices["lambda_gb_second_arm64"]
+    )
+    assert line(lines, "DynamoDB (on-demand)", "write") == pytest.approx(
+        1000 * (6 * 4 + 8 / 5) * prices["dynamodb_per_write_request_unit"]
+    )
+    assert line(lines, "DynamoDB (on-demand)", "read") == pytest.approx(
+        1000 * (6 * 14 + 2 / 5) * prices["dynamodb_per_read_request_unit"]
+    )
+    assert line(lines, "X-Ray", "6.6 traces") == pytest.approx(1000 * 6.6 * prices["xray_per_trace"])
+
+
+@pytest.mark.slow
+def test_measuring_the_relay_counts_what_each_turn_does() -> None:
+    # When one conversation of three turns is measured (after the uncounted warm-up one)
+    figures = cost.measure_relay(conversations=1, turns=3)
+
+    # Then each turn posted every word of the hours answer, stored the prompt and the reply (two
+    # allocations, two stores: 1 KB each while the items are small), and read the interrupt marker
+    # once per token plus the connection and the history
+    assert figures.turns == 3
+    assert figures.turn_messages_out == len(cost_answer_words())
+    assert figures.turn_write_units == 4
+    assert figures.turn_read_units >= figures.turn_messages_out
+    assert figures.turn_aws_requests == 4 + figures.turn_messages_out + 13 + 1
+    # And the handshake wrote its two items in a transaction (2 units each), and three invocations ran
+    assert figures.conversation_write_units >= 4
+    assert figures.conversation_invocations == 3
+    assert figures.turn_median_ms > 0

@@ -13,8 +13,6 @@ def reset_handler_caches() -> None:
 
     load_settings.cache_clear()
     for factory in (
-        aws_clients.dynamodb,
-        aws_clients.table,
         aws_clients.dynamodb_client,
         aws_clients.sqs,
         aws_clients.s3,

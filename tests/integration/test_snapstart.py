@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from voice_webhooks.runtime import snapstart
+from voice_webhooks.runtime import aws_clients, snapstart
 from voicedev.relay_events import SAMPLE_RELAY_DOMAIN, STAGE, connect_event, message_event, prompt_frame
 from voicedev.sample_events import call_params
 from voicedev.twilio_signing import SAMPLE_API_DOMAIN, http_api_event
@@ -78,11 +78,15 @@ def test_the_snapshot_holds_the_clients_and_the_first_reads(
     # Then the token was read (and the flow configuration, a file here), and the clients exist
     assert ("secretsmanager", "GetSecretValue") in aws_calls
     assert snapstart.close_connections() >= 2  # Secrets Manager's client and DynamoDB's
+    made = aws_clients.dynamodb_client.cache_info()
+    assert made.currsize == 1
     aws_calls.clear()
-    # and the first request reads nothing again but writes its session
+    # and the first request reads nothing again but writes its session, with the client the
+    # snapshot holds (it builds no client of its own)
     response = invoke("connect", webhook_event())
     assert response["statusCode"] == 200
     assert aws_calls == [("dynamodb", "PutItem")]
+    assert aws_clients.dynamodb_client.cache_info().misses == made.misses
 
 
 def test_a_restored_environment_reads_the_token_again(

@@ -37,21 +37,10 @@ def session() -> Any:
 
 
 @cache
-def dynamodb() -> Any:
-    return session().resource("dynamodb", config=_CONFIG)
-
-
-@cache
-def table(name: str) -> Any:
-    """The DynamoDB Table resource, made once per name: boto3 builds a new resource class for each
-    `Table()` call, which costs about a millisecond every time (docs/benchmarks.md)."""
-    return dynamodb().Table(name)
-
-
-@cache
 def dynamodb_client() -> Any:
     """The low-level DynamoDB client EventsTable access uses (storage/dynamo.py): cheaper to
-    build than the resource API, and its answers are the wire format the storage layer maps."""
+    build than the resource API (never used here), and its answers are the wire format the
+    storage layer maps."""
     return session().client("dynamodb", config=_CONFIG)
 
 

@@ -157,9 +157,9 @@ def _attempt(what: str, work: Callable[[], object]) -> None:
 def before_snapshot() -> None:
     """Create this function's clients and make its first reads (from its environment)."""
     aws_clients.session()
-    table = os.environ.get("EVENTS_TABLE_NAME")
-    if table and hasattr(aws_clients, "table"):
-        _attempt("dynamodb", lambda: aws_clients.table(table))
+    if os.environ.get("EVENTS_TABLE_NAME"):
+        # The client storage/dynamo.py uses: the first request finds it made.
+        _attempt("dynamodb", aws_clients.dynamodb_client)
     if os.environ.get("RECORDINGS_QUEUE_URL"):
         _attempt("sqs", aws_clients.sqs)
     if os.environ.get("RECORDINGS_BUCKET_NAME"):
@@ -233,13 +233,13 @@ def _known_clients() -> Iterator[Any]:
         client = getattr(provider, "client", None)
         if client is not None:
             yield client
-    for name in ("dynamodb", "sqs", "s3"):
+    for name in ("dynamodb_client", "sqs", "s3"):
         factory = getattr(aws_clients, name, None)
         info = getattr(factory, "cache_info", None)
         if factory is None or info is None or info().currsize == 0:
             continue  # never created: nothing to close (and nothing to create now)
         made = factory()
-        yield getattr(getattr(made, "meta", None), "client", made)  # a resource's client, or the client
+        yield made
     yield from _snapshot_clients
 
 

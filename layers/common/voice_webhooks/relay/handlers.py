@@ -175,6 +175,11 @@ def handle_disconnect(event: dict[str, Any], settings: RelayDisconnectSettings) 
     try:
         connection = store.connection(str(context.get("connectionId") or ""))
         if connection is None:
+            # A refused handshake also ends in $disconnect: nothing was recorded, nothing to update.
+            logger.info(
+                "Disconnect of a connection that was never accepted: nothing recorded",
+                extra={"status_code": context.get("disconnectStatusCode")},
+            )
             return OK
         logger.append_keys(session_id=connection.session_id, attempt=connection.attempt)
         code = context.get("disconnectStatusCode")

@@ -202,7 +202,16 @@ def log_output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
 # (issues 11 and 15 stay open; the closing note says what is left). Skipped by name, so that
 # nothing else is: remove an entry when its module passes. RUN_NOT_YET_MERGED=1 runs them anyway.
 NOT_YET_MERGED = {
-    "tests/e2e/test_relay_scenarios.py": "issue 11: relay e2e not yet green on the merged tree",
+    # Issue 11: through the local mode the interrupt's own invocation (dispatch, then the marker
+    # write, 10-15 ms on moto) can outlast the scripted agent's next token (~8 ms apart): measured
+    # 21 of 25 runs within 1 token, 4 at 2 tokens. The emulator's bound stays 1.
+    "tests/e2e/test_relay_scenarios.py::test_each_relay_scenario_runs_over_the_local_websocket_and_stores"
+    "_each_turn_once[relay-interrupt]": (
+        "issue 11: in local mode the interrupt sometimes stops the reply 2 tokens late"
+    ),
+    "tests/e2e/test_relay_scenarios.py::test_an_interrupted_reply_is_stored_as_heard": (
+        "issue 11: in local mode the interrupt sometimes stops the reply 2 tokens late"
+    ),
     "tests/e2e/test_reconcile_local.py": "issue 15: reconciler e2e not yet green on the merged tree",
     # Issue 14: the trimmed-layer import check predates settings checked at cold start: each
     # function must be given its settings' environment first.
@@ -212,8 +221,6 @@ NOT_YET_MERGED = {
     "tests/unit/test_bench_cli.py::test_a_complete_run_with_write_replaces_the_generated_section": (
         "issue 14: the complete quick bench run outgrew the 120 s test timeout with the new functions"
     ),
-    "tests/integration/test_edge.py::test_no_function_logs_an_event_a_signature_or_a_number"
-    "[relay_disconnect]": "issue 11: $disconnect of an unknown connection logs nothing to capture",
 }
 
 

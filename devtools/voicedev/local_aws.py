@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,7 +96,14 @@ def queue_messages(region: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def _with_queue_messages(app: Any, region: str) -> Callable[..., Iterable[bytes]]:
-    """moto's WSGI app, plus QUEUE_MESSAGES_PATH."""
+    """moto's WSGI app, DynamoDB one request at a time, plus QUEUE_MESSAGES_PATH.
+
+    moto's DynamoDB is not thread-safe: concurrent writes to one item (the relay frames of a call,
+    each in its own invocation) fail inside moto with "dictionary changed size during iteration"
+    after the write was applied, and the SDK's retry then fails its condition. DynamoDB applies
+    each request atomically; serialising them gives the handlers that behaviour. (Only DynamoDB:
+    an SQS long poll waits inside moto and must not hold up the rest.)"""
+    lock = threading.Lock()
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == QUEUE_MESSAGES_PATH and environ.get("REQUEST_METHOD") == "GET":
@@ -104,8 +112,12 @@ def _with_queue_messages(app: Any, region: str) -> Callable[..., Iterable[bytes]
                 "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             )
             return [body]
-        result: Iterable[bytes] = app(environ, start_response)
-        return result
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            result: Iterable[bytes] = app(environ, start_response)
+            return result
+        with lock:
+            # The body is read inside the lock: moto may build it lazily from its state.
+            return list(app(environ, start_response))
 
     return wrapped
 

@@ -1,6 +1,6 @@
-"""Every relay scenario against the real `make local` with the relay agent (LOCAL_RELAY_AGENT=1:
-config/flows.relay-agent.example.json's scripted agent behind the local WebSocket API), then what
-the agent stored: each turn once, in order.
+"""Every relay scenario against the real, plain `make local` (config/flows.example.json: the agent
+line's `concierge` flow, a relay flow without `url` whose scripted agent runs behind the local
+WebSocket API), then what the agent stored: each turn once, in order.
 
 These run once template.yaml has the WebSocket API and its handlers (issue 11's AWS side); until
 then they are skipped, and the local WebSocket API itself is covered by test_local_websocket.py."""
@@ -17,7 +17,7 @@ from boto3.dynamodb.conditions import Key
 from voicedev.emulator.engine import CallResult, EmulatorConfig, run_call
 from voicedev.emulator.output import call_report
 from voicedev.emulator.relay import Interrupt, Press, Speak, open_socket
-from voicedev.emulator.scenarios import RELAY_LINE, RELAY_SCENARIOS, Scenario, get
+from voicedev.emulator.scenarios import AGENT_LINE, RELAY_SCENARIOS, Scenario, get
 from voicedev.local_ws import template_has_websocket_api
 from voicedev.twilio_signing import DEV_AUTH_TOKEN
 from websockets.exceptions import InvalidStatus
@@ -29,12 +29,12 @@ pytestmark = pytest.mark.skipif(
     reason="template.yaml has no WebSocket API yet (the relay agent's handlers, issue 11, are not merged)",
 )
 
-SUPPORT = "+15550100100"  # flows.relay-agent.example.json: the `support` target
+SUPPORT = "+15550100100"  # flows.example.json: the `concierge` flow's `support` target
 
 
 @pytest.fixture(scope="module")
 def relay_local(venv_ready: None) -> Iterator[LocalModeProcess]:
-    local = start_local_mode(LOCAL_RELAY_AGENT="1")
+    local = start_local_mode()
     try:
         yield local
     finally:
@@ -43,7 +43,7 @@ def relay_local(venv_ready: None) -> Iterator[LocalModeProcess]:
 
 
 def play(local: LocalModeProcess, scenario: Scenario) -> CallResult:
-    config = EmulatorConfig(base_url=local.api_url, relay_number=RELAY_LINE, timeout=15.0)
+    config = EmulatorConfig(base_url=local.api_url, agent_number=AGENT_LINE, timeout=15.0)
     result = run_call(config, scenario)
     assert result.ok, call_report(result) + "\n" + local.output()[-3000:]
     return result
@@ -116,7 +116,7 @@ def test_the_reconnect_resumes_the_same_session(relay_local: LocalModeProcess) -
 
 def test_an_unsigned_or_wrongly_signed_handshake_is_refused(relay_local: LocalModeProcess) -> None:
     # Given the relay URL a real connect TwiML hands out
-    answer = relay_local.post("/voice/connect", connect_params(RELAY_LINE))
+    answer = relay_local.post("/voice/connect", connect_params(AGENT_LINE))
     assert answer.status == 200, answer.body
     relay = ElementTree.fromstring(answer.body).find("Connect/ConversationRelay")
     assert relay is not None

@@ -176,20 +176,20 @@ def test_unmatched_prompt_gets_the_fallback(relay: Relay) -> None:
     assert relay.recorder.spoken().strip() == FALLBACK
 
 
-def test_partial_prompts_are_answered_once_whole(relay: Relay) -> None:
-    # Given a prompt sent in pieces
+def test_partial_prompts_are_not_turns_and_the_last_one_is_answered_once(relay: Relay) -> None:
+    # Given the caller still speaking: Twilio's partial transcripts (`last: false`, the utterance so far)
     relay.open()
+    relay.send(prompt_frame("When are", last=False))
     relay.send(prompt_frame("When are you", last=False))
     assert relay.recorder.frames() == []
 
-    # When the last piece arrives
-    relay.send(prompt_frame("open?", last=True))
+    # When the whole utterance arrives (`last: true`)
+    relay.send(prompt_frame("When are you open?", last=True))
 
-    # Then the agent answered the whole utterance once
+    # Then the agent answered it once, and it is the one caller prompt stored
     assert relay.recorder.spoken().strip() == HOURS
-    prompts = [turn for turn in relay.turns() if turn["Kind"] == "prompt"]
-    assert [turn["Last"] for turn in prompts] == [False, True]
-    assert prompts[-1]["Utterance"] == "When are you open?"
+    assert [turn["Text"] for turn in relay.turns() if turn["Kind"] == "prompt"] == ["When are you open?"]
+    assert kinds(relay)[1:] == [("caller", "prompt"), ("agent", "reply")]
 
 
 def test_dtmf_selects_its_intent(relay: Relay) -> None:

@@ -308,8 +308,9 @@ def test_against_the_local_mode_a_relay_url_elsewhere_is_never_opened(fake_app: 
         '<ConversationRelay url="wss://agent.example.com/relay"/></Connect></Response>'
     )
 
-    # When a relay scenario runs / Then it stops there, saying how to start the local agent
+    # When a relay scenario runs / Then it stops there, saying which number reaches the local agent
     result = run_call(config_for(fake_app), get("relay-dtmf"))
     assert result.relay_urls == []
-    assert any("start the local mode with LOCAL_RELAY_AGENT=1" in problem for problem in result.problems)
+    problems = [problem for problem in result.problems if "is not the local WebSocket API" in problem]
+    assert problems and "--agent-number" in problems[0]
     assert fake_app.on("/voice/action") == []

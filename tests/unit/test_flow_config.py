@@ -44,8 +44,6 @@ def test_the_examples_are_committed() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
 def test_every_example_is_valid_without_warnings(path: Path) -> None:
-    if path.name == "flows.relay-agent.example.json" and "agent" not in RelayFlow.model_fields:
-        pytest.skip("the relay agent's flow model (`agent`, no `url`; issue 11) is not merged yet")
     # Given a committed example / When it is validated
     config, warnings_found = parse_flow_config(path.read_text(), str(path))
 
@@ -70,9 +68,14 @@ def test_local_mode_example_routes_the_documented_numbers() -> None:
     # When flows are picked by called number / Then the documented routing holds
     assert config.flow_name_for("+15550100001") == "frontline"
     assert config.flow_name_for("+15550100002") == "assistant"
+    assert config.flow_name_for("+15550100003") == "concierge"
     assert config.flow_name_for("+15550109999") == "frontline"
     assert config.flows["frontline"].kind == "conversation"
     assert config.flows["assistant"].kind == "relay"
+    # and the agent line's relay flow has no url: the stack's own scripted agent answers it
+    concierge = config.flows["concierge"]
+    assert isinstance(concierge, RelayFlow) and concierge.url is None
+    assert concierge.agent is not None and concierge.agent.kind == "scripted"
 
 
 def test_a_call_without_a_called_number_gets_the_default_flow() -> None:

@@ -24,7 +24,7 @@ def test_a_valid_file_prints_ok_with_a_summary(capsys: pytest.CaptureFixture[str
     # Then the command says OK and exits 0
     out = capsys.readouterr().out
     assert status == 0
-    assert out == f"{EXAMPLE}: OK (2 flows, 2 numbers, default 'frontline')\n"
+    assert out == f"{EXAMPLE}: OK (3 flows, 3 numbers, default 'frontline')\n"
 
 
 def test_an_invalid_file_prints_each_problem_on_its_own_line_and_exits_1(
@@ -109,7 +109,7 @@ def test_the_console_script_checks_files_like_main() -> None:
         "  error: flows.assistant.url: must be your WebSocket server's URL, starting with wss://"
         in result.stdout
     )
-    assert f"{EXAMPLE}: OK (2 flows, 2 numbers, default 'frontline')" in result.stdout
+    assert f"{EXAMPLE}: OK (3 flows, 3 numbers, default 'frontline')" in result.stdout
 
 
 def test_every_problem_of_a_file_is_reported_in_one_run(

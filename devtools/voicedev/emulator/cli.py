@@ -160,9 +160,13 @@ def list_scenarios() -> str:
         if scenario is catalogue.RELAY_SCENARIOS[0]:
             lines += [
                 "",
-                "Relay agent scenarios (or: relay), over the WebSocket (LOCAL_RELAY_AGENT=1 make local):",
+                "Relay agent scenarios (or: relay), over the WebSocket to the stack's own agent:",
             ]
-        number = "conversation line" if scenario.line is catalogue.Line.CONVERSATION else "relay line"
+        number = {
+            catalogue.Line.CONVERSATION: "conversation line",
+            catalogue.Line.RELAY: "relay line",
+            catalogue.Line.AGENT: "agent line",
+        }[scenario.line]
         lines.append(f"  {scenario.name:<{width}}  {scenario.title}")
         lines.append(f"  {'':<{width}}  calls the {number}; answer expected: {scenario.expect.value}")
     return "\n".join(lines)
@@ -203,7 +207,14 @@ def simulate_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--conversation-number", default=catalogue.CONVERSATION_LINE, help="To of conversation scenarios"
     )
-    parser.add_argument("--relay-number", default=catalogue.RELAY_LINE, help="To of relay scenarios")
+    parser.add_argument(
+        "--relay-number", default=catalogue.RELAY_LINE, help="To of relay scenarios (ai-*: agent elsewhere)"
+    )
+    parser.add_argument(
+        "--agent-number",
+        default=catalogue.AGENT_LINE,
+        help="To of relay agent scenarios (relay-*: a relay flow without url, the stack's own agent)",
+    )
     parser.add_argument(
         "--customer-number", default=TEST_CUSTOMER_NUMBER, help="the caller (default: Twilio's test number)"
     )
@@ -392,6 +403,7 @@ def simulate_main(argv: Sequence[str] | None = None) -> int:
         connect_method=args.connect_method,
         conversation_number=args.conversation_number,
         relay_number=args.relay_number,
+        agent_number=args.agent_number,
         customer_number=args.customer_number,
         shuffle=args.shuffle,
         duplicates=args.duplicates,

@@ -31,7 +31,7 @@ from voicedev.emulator.relay import (
     open_socket,
     setup_frame,
 )
-from voicedev.emulator.scenarios import CONVERSATION_LINE, RELAY_LINE, Expect, Line, Scenario
+from voicedev.emulator.scenarios import AGENT_LINE, CONVERSATION_LINE, RELAY_LINE, Expect, Line, Scenario
 from voicedev.emulator.twiml import (
     Connect,
     Conversation,
@@ -72,6 +72,7 @@ class EmulatorConfig:
     connect_method: str = "POST"
     conversation_number: str = CONVERSATION_LINE
     relay_number: str = RELAY_LINE
+    agent_number: str = AGENT_LINE
     customer_number: str = p.TEST_CUSTOMER_NUMBER
     shuffle: bool = False
     duplicates: float = 0.0
@@ -244,7 +245,11 @@ class CallEmulator:
         self._order = 0
         self._caller_gone = False
         self._call_sequence = 0
-        line = config.conversation_number if scenario.line is Line.CONVERSATION else config.relay_number
+        line = {
+            Line.CONVERSATION: config.conversation_number,
+            Line.RELAY: config.relay_number,
+            Line.AGENT: config.agent_number,
+        }[scenario.line]
         if scenario.direction == "inbound":
             from_, to = config.customer_number, line
         else:  # a worker calls the customer out of the product's number
@@ -557,8 +562,8 @@ class CallEmulator:
         if _is_loopback(self.config.base_url) and not _is_loopback(url):
             # Against the local mode nothing leaves the machine: the flow must use the local agent.
             self._problem(
-                f"<ConversationRelay url={url!r}> is not the local WebSocket API: start the local mode "
-                "with LOCAL_RELAY_AGENT=1 (a relay flow without url)"
+                f"<ConversationRelay url={url!r}> is not the local WebSocket API: call a number whose "
+                "relay flow has no url (the stack's own agent; config/flows.example.json: --agent-number)"
             )
             return END
         self._check_relay_url(url, attempt)

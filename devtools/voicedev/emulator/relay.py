@@ -318,6 +318,17 @@ class RelaySession:
         if reply.first_token_ms is not None:
             first_token_ms.append(reply.first_token_ms)
         heard = join_tokens(reply.tokens)
+        # What had already arrived when the caller spoke up was sent before the interrupt: not
+        # heard (the caller stopped listening), and not tokens the agent sent after being told.
+        arrived: list[str] = []
+        try:
+            while not reply.last and reply.end is None and (frame := self._recv(0)) is not None:
+                before = len(reply.tokens)
+                self._take(frame, reply, sent_at)
+                arrived += reply.tokens[before:]
+        except ConnectionClosed:
+            reply.closed = True
+            return self._answered(reply, first_token_ms)
         if reply.last or reply.end is not None:
             self.on_problem(
                 f"the answer ended after {len(reply.tokens)} tokens, before the caller could interrupt it "
@@ -329,7 +340,7 @@ class RelaySession:
             {
                 "type": "interrupt",
                 "utteranceUntilInterrupt": heard,
-                "durationUntilInterruptMs": int(300 * len(reply.tokens)),
+                "durationUntilInterruptMs": int(300 * (len(reply.tokens) - len(arrived))),
             }
         )
         late: list[str] = []
@@ -345,12 +356,15 @@ class RelaySession:
                     self.on_problem("the agent ended the session after an interrupt")
         except ConnectionClosed:
             reply.closed = True
-        self.seconds += 0.3 * len(reply.tokens)
+        heard_count = len(reply.tokens) - len(arrived)
+        self.seconds += 0.3 * heard_count
         self.on_turn(
             Turn(
                 "agent",
                 f"{heard} [interrupted]",
-                f"heard {len(reply.tokens)} tokens; {len(late)} more after the interrupt",
+                f"heard {heard_count} tokens"
+                + (f"; {len(arrived)} more had arrived before the interrupt" if arrived else "")
+                + f"; {len(late)} more after the interrupt",
             )
         )
         if len(late) > TOKENS_ALLOWED_AFTER_INTERRUPT:

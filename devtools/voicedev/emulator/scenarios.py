@@ -14,13 +14,17 @@ from voicedev.emulator.relay import Drop, Interrupt, Press, RelayScript, Speak
 
 CONVERSATION_LINE = "+15550100001"
 RELAY_LINE = "+15550100002"
+AGENT_LINE = "+15550100003"
 
 
 class Line(StrEnum):
-    """Which of the product's numbers a scenario calls (config/flows.example.json)."""
+    """Which of the product's numbers a scenario calls (config/flows.example.json): `frontline`
+    (conversation), `assistant` (relay to an agent elsewhere, `url`), `concierge` (relay to the
+    stack's own scripted agent, no `url`)."""
 
     CONVERSATION = "conversation"
     RELAY = "relay"
+    AGENT = "agent"
 
 
 class Expect(StrEnum):
@@ -98,7 +102,7 @@ class Scenario:
     """Completed recordings the product must queue (one message each)."""
     relay_script: RelayScript | None = None
     """Relay scenarios that talk to the agent over the WebSocket of `<ConversationRelay url>`
-    (the stack's own relay agent: `LOCAL_RELAY_AGENT=1 make local`)."""
+    (the stack's own relay agent: the `concierge` flow of the agent line)."""
 
     @property
     def worker_initiated(self) -> bool:
@@ -206,13 +210,13 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 HOURS = "What are your opening hours?"
 
-# Conversations with the relay agent over its WebSocket (config/flows.relay-agent.example.json's
-# scripted agent). Not part of `all`: they need the stack's own agent behind the relay line.
+# Conversations with the relay agent over its WebSocket (the scripted agent of config/flows.example.json's
+# `concierge` flow, on the agent line). Not part of `all`: `relay` runs them.
 RELAY_SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         name="relay-conversation",
         title="Two questions to the AI agent (partial prompts, streamed answers); hang up",
-        line=Line.RELAY,
+        line=Line.AGENT,
         relay_script=RelayScript(sessions=((Speak(HOURS), Speak("And can I speak in Swedish please?")),)),
         expect=Expect.EMPTY,
         must=Expect.EMPTY,
@@ -220,7 +224,7 @@ RELAY_SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         name="relay-interrupt",
         title="The caller talks over the answer: it stops; the caller asks again",
-        line=Line.RELAY,
+        line=Line.AGENT,
         relay_script=RelayScript(
             sessions=((Interrupt(HOURS, after_tokens=2), Speak("Sorry, the opening hours?")),)
         ),
@@ -230,7 +234,7 @@ RELAY_SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         name="relay-dtmf",
         title="The caller presses 1 for the opening hours, then hangs up",
-        line=Line.RELAY,
+        line=Line.AGENT,
         relay_script=RelayScript(sessions=((Press("1"),),)),
         expect=Expect.EMPTY,
         must=Expect.EMPTY,
@@ -238,14 +242,14 @@ RELAY_SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         name="relay-handoff",
         title="The caller asks for a person: the agent sends end + handoffData; <Dial>",
-        line=Line.RELAY,
+        line=Line.AGENT,
         relay_script=RelayScript(sessions=((Speak(HOURS), Speak("I would like to talk to a person")),)),
         expect=Expect.HANDOFF,
     ),
     Scenario(
         name="relay-reconnect",
         title="The WebSocket drops (64105): a fresh <ConversationRelay> reconnects, attempt 2",
-        line=Line.RELAY,
+        line=Line.AGENT,
         relay_script=RelayScript(sessions=((Speak(HOURS), Drop()), (Press("1"),))),
         expect=Expect.RECONNECT,
         must=Expect.RECONNECT,

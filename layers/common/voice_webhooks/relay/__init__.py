@@ -3,7 +3,7 @@
 
 def reset_relay_caches() -> None:
     """Forget cached relay settings and clients (tests switch environments between cases)."""
-    from voice_webhooks.relay import bedrock, connections, settings
+    from voice_webhooks.relay import bedrock, connections, handlers, settings
     from voice_webhooks.storage import relay_store
 
     # getattr: a test may have replaced a factory with a plain function.
@@ -12,4 +12,5 @@ def reset_relay_caches() -> None:
         if callable(clear):
             clear()
     connections.reset_clients()
+    handlers.forget_connections()
     relay_store.reset_client()

@@ -108,7 +108,7 @@ class Turn:
 
 @dataclass(frozen=True)
 class CallerTurn:
-    """What the agent answers: a whole prompt (`last=true`, pieces joined), or a key press."""
+    """What the agent answers: a whole prompt (`last: true`; partials are not turns), or a key press."""
 
     kind: Literal["prompt", "dtmf"]
     text: str

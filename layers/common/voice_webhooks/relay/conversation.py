@@ -50,7 +50,7 @@ def _turn(item: dict[str, Any]) -> Turn:
     return Turn(
         role=item.get("Role", "system"),
         kind=str(item.get("Kind", "")),
-        text=str(item.get("Utterance") or item.get("Text", "")),
+        text=str(item.get("Text", "")),
         heard=item.get("Heard"),
         interrupted=bool(item.get("Interrupted", False)),
     )
@@ -85,6 +85,16 @@ class Conversation:
         if isinstance(frame, SetupFrame):
             self._setup(frame, message_id)
             return
+        if isinstance(frame, PromptFrame) and not frame.last:
+            # A partial transcript (`last: false`, the utterance so far) is not a caller turn: the
+            # `last: true` prompt that follows carries the whole utterance, and is the one answered.
+            return
+        if isinstance(frame, InterruptFrame):
+            # The marker first: the reply streaming in another invocation reads it before each
+            # token, so every write before it would be tokens the caller did not want.
+            reply_seq = self.store.mark_interrupt(
+                self.connection, frame.utterance_until_interrupt, self._common()["ExpiresAt"]
+            )
         allocation = self.store.allocate(self.connection, message_id)
         if allocation.duplicate:
             count(RelayMetric.DUPLICATE_FRAME)
@@ -93,25 +103,10 @@ class Conversation:
                 extra={"frame": frame.type, "turn": allocation.seq},
             )
         if isinstance(frame, PromptFrame):
-            turns = self._turns() if frame.last else []
-            text = (
-                self._utterance(turns, allocation.seq, frame.voice_prompt)
-                if frame.last
-                else frame.voice_prompt
-            )
-            utterance = text if text != frame.voice_prompt else None
-            self._store(
-                allocation,
-                "caller",
-                "prompt",
-                frame.voice_prompt,
-                Lang=frame.lang,
-                Last=frame.last,
-                Utterance=utterance,
-            )
-            if frame.last and not allocation.duplicate:
+            self._store(allocation, "caller", "prompt", frame.voice_prompt, Lang=frame.lang)
+            if not allocation.duplicate:
                 self.reply(
-                    CallerTurn("prompt", text, frame.lang), message_id, before=allocation.seq, turns=turns
+                    CallerTurn("prompt", frame.voice_prompt, frame.lang), message_id, before=allocation.seq
                 )
         elif isinstance(frame, DtmfFrame):
             self._store(allocation, "caller", "dtmf", frame.digit)
@@ -124,9 +119,6 @@ class Conversation:
                 "interrupt",
                 frame.utterance_until_interrupt,
                 DurationUntilInterruptMs=frame.duration_until_interrupt_ms,
-            )
-            reply_seq = self.store.mark_interrupt(
-                self.connection, frame.utterance_until_interrupt, self._common()["ExpiresAt"]
             )
             count(RelayMetric.REPLY_INTERRUPTED)
             logger.info("Caller interrupted the agent", extra={"reply_turn": reply_seq})
@@ -179,21 +171,6 @@ class Conversation:
 
     # --- replies --------------------------------------------------------------------------------
 
-    def _utterance(self, turns: list[dict[str, Any]], seq: int, last_piece: str) -> str:
-        """A prompt sent in pieces (`last=false` ... `last=true`) is answered once, whole: the
-        pieces are this attempt's caller prompts since the previous complete one."""
-        mine = self._key(seq)
-        attempt_prefix = mine[: len("turn#00#")]
-        pieces: list[str] = []
-        for item in reversed(turns):
-            key = str(item["ItemKey"])
-            if key >= mine or not key.startswith(attempt_prefix) or item.get("Kind") != "prompt":
-                continue
-            if item.get("Last", True):
-                break
-            pieces.insert(0, str(item.get("Text", "")))
-        return " ".join([*pieces, last_piece]).strip()
-
     def _key(self, seq: int) -> str:
         return f"turn#{self.connection.attempt:02d}#{seq:06d}"
 
@@ -217,19 +194,12 @@ class Conversation:
         agent = flow.agent if isinstance(flow, RelayFlow) and flow.agent else DEFAULT_AGENT
         return agent_for(agent)
 
-    def reply(
-        self, turn: CallerTurn, message_id: str, *, before: int, turns: list[dict[str, Any]] | None = None
-    ) -> None:
+    def reply(self, turn: CallerTurn, message_id: str, *, before: int) -> None:
         allocation = self.store.allocate(self.connection, f"{message_id}/reply", reply=True)
         if allocation.duplicate:
             return
         mine = self._key(before)
-        history = [
-            _turn(item)
-            for item in (turns if turns is not None else self._turns())
-            if str(item["ItemKey"]) < mine
-            and not (item.get("Kind") == "prompt" and not item.get("Last", True))
-        ]
+        history = [_turn(item) for item in self._turns() if str(item["ItemKey"]) < mine]
         context = SessionContext(
             session_id=self.connection.session_id,
             attempt=self.connection.attempt,

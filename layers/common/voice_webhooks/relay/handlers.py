@@ -9,6 +9,7 @@ hostile frame is counted, not an error) and 500 when storage failed, so Integrat
 from __future__ import annotations
 
 import secrets
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +24,7 @@ from voice_webhooks.errors import (
 from voice_webhooks.flows.loader import load_flow_config
 from voice_webhooks.relay import connections
 from voice_webhooks.relay.conversation import Conversation
-from voice_webhooks.relay.frames import FrameRejected, parse_frame
+from voice_webhooks.relay.frames import FrameRejected, InterruptFrame, parse_frame
 from voice_webhooks.relay.handshake import (
     SIGNATURE_HEADER,
     check_signature,
@@ -43,6 +44,27 @@ from voice_webhooks.storage.relay_store import AlreadyConnected, Connection, Rel
 
 Answer = dict[str, Any]
 OK: Answer = {"statusCode": 200}
+
+# The connections this container has read: (table, connection id) -> Connection. A connection's
+# session and attempt never change, so an `interrupt` uses a known one and goes straight to its
+# marker write (the reply it stops is streaming meanwhile, one marker read per token). Other frames
+# read the item: its Flow may be set by `setup` after the container first saw the connection.
+_KNOWN_CONNECTIONS: dict[tuple[str, str], Connection] = {}
+_KNOWN_CONNECTIONS_MAX = 1024
+_known_lock = threading.Lock()
+
+
+def _remember(key: tuple[str, str], connection: Connection) -> None:
+    with _known_lock:
+        _KNOWN_CONNECTIONS.pop(key, None)
+        _KNOWN_CONNECTIONS[key] = connection
+        while len(_KNOWN_CONNECTIONS) > _KNOWN_CONNECTIONS_MAX:
+            _KNOWN_CONNECTIONS.pop(next(iter(_KNOWN_CONNECTIONS)))
+
+
+def forget_connections() -> None:
+    with _known_lock:
+        _KNOWN_CONNECTIONS.clear()
 
 
 def _refuse(status: int, reason: str) -> Answer:
@@ -127,9 +149,13 @@ def handle_message(event: dict[str, Any], settings: RelayMessageSettings) -> Ans
         return OK
     store = RelayStore(settings.events_table_name)
     try:
-        connection = store.connection(connection_id)
+        key = (settings.events_table_name, connection_id)
+        connection = _KNOWN_CONNECTIONS.get(key) if isinstance(frame, InterruptFrame) else None
         if connection is None:
-            raise UnknownConnection(connection_id)
+            connection = store.connection(connection_id)
+            if connection is None:
+                raise UnknownConnection(connection_id)
+            _remember(key, connection)
         logger.append_keys(session_id=connection.session_id, attempt=connection.attempt)
         conversation = Conversation(
             store=store,
@@ -172,9 +198,16 @@ def handle_message(event: dict[str, Any], settings: RelayMessageSettings) -> Ans
 def handle_disconnect(event: dict[str, Any], settings: RelayDisconnectSettings) -> Answer:
     context = _context(event)
     store = _store(settings.events_table_name)
+    with _known_lock:
+        _KNOWN_CONNECTIONS.pop((settings.events_table_name, str(context.get("connectionId") or "")), None)
     try:
         connection = store.connection(str(context.get("connectionId") or ""))
         if connection is None:
+            # A refused handshake also ends in $disconnect: nothing was recorded, nothing to update.
+            logger.info(
+                "Disconnect of a connection that was never accepted: nothing recorded",
+                extra={"status_code": context.get("disconnectStatusCode")},
+            )
             return OK
         logger.append_keys(session_id=connection.session_id, attempt=connection.attempt)
         code = context.get("disconnectStatusCode")

@@ -282,11 +282,13 @@ class RelayStore:
                 Key=_key(connection.session_id, relay_key(connection.attempt)),
                 UpdateExpression="SET InterruptedReply = CurrentReply",
                 ConditionExpression="attribute_exists(CurrentReply)",
-                ReturnValues="ALL_NEW",
+                # Only the marker back, not the whole relay item (its message ids): the reply
+                # streaming meanwhile reads the marker before each token, so this write is on its clock.
+                ReturnValues="UPDATED_NEW",
             )
         except ClientError:
             return None
-        seq = int(_item(answer["Attributes"])["CurrentReply"])
+        seq = int(_item(answer["Attributes"])["InterruptedReply"])
         self._call(
             "update_item",
             Key=_key(connection.session_id, turn_key(connection.attempt, seq)),

@@ -203,7 +203,6 @@ def log_output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
 # nothing else is: remove an entry when its module passes. RUN_NOT_YET_MERGED=1 runs them anyway.
 NOT_YET_MERGED = {
     "tests/e2e/test_relay_scenarios.py": "issue 11: relay e2e not yet green on the merged tree",
-    "tests/e2e/test_reconcile_local.py": "issue 15: reconciler e2e not yet green on the merged tree",
     # Issue 14: the trimmed-layer import check predates settings checked at cold start: each
     # function must be given its settings' environment first.
     "tests/unit/test_layer_trim.py::test_every_function_imports_from_the_trimmed_layer_alone": (

@@ -194,8 +194,10 @@ class Reconciler:
         call_sid = str(session.get("SessionCallSid") or session_id[:CALL_SID_LENGTH])
         try:
             credentials = self.credentials(account_sid)
-            result.call = self.api.fetch_call(account_sid, call_sid, credentials)
-            if result.call.final:
+            # Twilio's final status arrived: only its recordings are left to check (one request).
+            if not has_final_status(session):
+                result.call = self.api.fetch_call(account_sid, call_sid, credentials)
+            if result.call is None or result.call.final:
                 result.recordings = self.api.list_recordings(account_sid, call_sid, credentials)
         except RunStopped:
             result.stopped = True
@@ -228,8 +230,7 @@ class Reconciler:
                     report.api_failures += 1
                 return self._defer(session, fetched.problem)
             call = fetched.call
-            assert call is not None
-            if not call.final:
+            if call is not None and not call.final:
                 return self._defer(session, f"call-{call.status}")
             pending, recovered = self._recordings(session_id, fetched.recordings)
             report.recovered += recovered
@@ -308,32 +309,33 @@ class Reconciler:
         }
         return {name: value for name, value in params.items() if value is not None}
 
-    def _record_final(self, session: dict[str, Any], call: ApiCall, *, pending: bool) -> Outcome:
+    def _record_final(self, session: dict[str, Any], call: ApiCall | None, *, pending: bool) -> Outcome:
+        """`call` is None when Twilio's final status was there already (it was not asked for)."""
         session_id = str(session[PARTITION])
         now = self.clock()
-        delivered = has_final_status(session)
-        if not delivered:
-            self.table.put_reconciled_event(self._event_item(session_id, call, now))
+        if call is None:
+            if pending:
+                return self._defer(session, "recording-pending")
+            self.table.close(session_id, reconciled_at=iso(now))
+            return Outcome.CLOSED
+        self.table.put_reconciled_event(self._event_item(session_id, call, now))
+
+        def settle(*, close: bool) -> bool:
+            return self.table.settle_with_status(
+                session_id,
+                call_status=call.status,
+                timestamp=_rfc2822_iso(call.end_time),
+                duration=_int(call.duration),
+                reconciled_at=iso(now),
+                close=close,
+            )
+
         if pending:
-            # The call is final, a recording is not yet: record the status (if missing), keep the
-            # session open for the recording.
-            if not delivered:
-                self.table.settle_with_status(
-                    session_id,
-                    call_status=call.status,
-                    timestamp=_rfc2822_iso(call.end_time),
-                    duration=_int(call.duration),
-                    reconciled_at=iso(now),
-                    close=False,
-                )
+            # The call is final, a recording is not yet: record the status, keep the session open
+            # for the recording.
+            settle(close=False)
             return self._defer(session, "recording-pending")
-        if not delivered and self.table.settle_with_status(
-            session_id,
-            call_status=call.status,
-            timestamp=_rfc2822_iso(call.end_time),
-            duration=_int(call.duration),
-            reconciled_at=iso(now),
-        ):
+        if settle(close=True):
             logger.warning(
                 "Session reconciled: its final status callback never reached us",
                 extra={"session_id": session_id, "call_status": call.status},

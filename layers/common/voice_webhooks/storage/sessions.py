@@ -4,7 +4,10 @@ its status streams, forward only (docs/data-model.md).
 Connect writes it whole (PutItem). Every other route fills what is missing with `if_not_exists`,
 so a session whose connect write failed, or that a callback started (Origin `callback`), still
 ends up with its identity. `ReconcileShard`/`ReconcileAt` (the sparse ByReconcileDue index) are
-set when the session is created and removed by the write that records the call's final status."""
+set when the session is created; the write that records the call's final status moves `ReconcileAt`
+to that moment (and reopens a session the reconciler had closed), so that one reconciler pass checks
+the call's recordings after it ended: a recording callback lost after a delivered final status is
+recovered too (docs/reconciliation.md). Only the reconciler removes them."""
 
 from __future__ import annotations
 
@@ -182,18 +185,22 @@ class SessionStore:
         now: str,
     ) -> bool:
         fills, names, plain = self._identity_clauses(session_id, identity, now)
-        removes = ["ReconcileShard", "ReconcileAt"] if final else []
         sets = [f"#m{i} = :m{i}" for i in range(len(moves))]
         move_names = {f"#m{i}": name for i, name in enumerate(moves)}
         move_values: dict[str, Any] = {f":m{i}": value for i, value in enumerate(moves.values())}
+        if final:
+            # Due one grace period after the end: the reconciler then lists the call's recordings
+            # once (a recording callback can be lost after the final status arrived) and closes it.
+            sets += ["ReconcileShard = :open", "ReconcileAt = :ended"]
+            move_values.update({":open": RECONCILE_OPEN, ":ended": now})
         ts_name, ts_value = timestamp
         move_names["#ts"] = ts_name
         if ts_value:
             sets.append("#ts = :ts")
             move_values[":ts"] = ts_value
-            forward_removes = removes
+            forward_removes = []
         else:
-            forward_removes = [*removes, "#ts"]
+            forward_removes = ["#ts"]
         move_names["#seqattr"] = sequence_attribute
         move_values[":seq"] = sequence_number
         expression = "SET " + ", ".join([*sets, *fills])
@@ -210,11 +217,10 @@ class SessionStore:
             return_values="ALL_OLD",
         )
         if not moved:
-            # An older event: the latest status stays, but what only this event carried is kept
-            # (and a final status still closes the session for the reconciler).
+            # An older event or a duplicate: the latest status stays, but what only this event
+            # carried is kept. (A final status is last in its stream: when it does not move, the
+            # first delivery of it already set ReconcileAt.)
             expression = "SET " + ", ".join(fills)
-            if removes:
-                expression += " REMOVE " + ", ".join(removes)
             _, old = self.table.update(
                 session_id,
                 SESSION_KEY,

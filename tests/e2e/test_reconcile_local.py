@@ -154,3 +154,11 @@ def test_make_simulate_with_drops_records_what_twilio_knows_and_make_reconcile_r
     reconciled = run_command(local_mode, "reconcile", f"ARGS=--played {played}")
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
     assert "sessions due" in reconciled.stdout
+    assert "reconciled 1" in reconciled.stdout and "1 recordings recovered" in reconciled.stdout
+
+    # And `make timeline` shows the call's final status as a reconciled event, not Twilio's
+    timeline = run_command(local_mode, "timeline", f"ID={call['call_sid']}")
+    assert timeline.returncode == 0, timeline.stdout + timeline.stderr
+    assert "call status completed (reconciled)" in timeline.stdout
+    [row] = [line for line in timeline.stdout.splitlines() if "(reconciled)" in line]
+    assert row.split()[:3] == ["reconciled", "-", "completed"], row

@@ -160,5 +160,5 @@ def test_make_simulate_with_drops_records_what_twilio_knows_and_make_reconcile_r
     timeline = run_command(local_mode, "timeline", f"ID={call['call_sid']}")
     assert timeline.returncode == 0, timeline.stdout + timeline.stderr
     assert "call status completed (reconciled)" in timeline.stdout
-    [row] = [line for line in timeline.stdout.splitlines() if "(reconciled)" in line]
-    assert row.split()[:3] == ["reconciled", "-", "completed"], row
+    [row] = [line.split() for line in timeline.stdout.splitlines() if line.split()[:1] == ["reconciled"]]
+    assert row[:4] == ["reconciled", "-", "completed", "(reconciled)"], row

@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 from voice_webhooks.reconcile.settings import ReconcileSettings, load_settings
-from voice_webhooks.reconcile.table import deserialize, serialize
+from voice_webhooks.storage.dynamo import deserialize, serialize
 from voicedev import template_resources
 from voicedev.fake_twilio_api import FakeTwilioApi
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN

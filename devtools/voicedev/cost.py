@@ -807,7 +807,7 @@ def measure_reconciler(sessions: int = 40) -> ReconcilerMeasured:
     from moto import mock_aws
     from voice_webhooks.reconcile.run import run_once
     from voice_webhooks.reconcile.settings import load_settings
-    from voice_webhooks.reconcile.table import serialize
+    from voice_webhooks.storage.dynamo import serialize
 
     from voicedev import template_resources
     from voicedev.fake_twilio_api import FakeTwilioApi

@@ -27,8 +27,8 @@ STATE_ATTRIBUTES = (
 
 
 class RecordingStore:
-    def __init__(self, table_name: str) -> None:
-        self.table = Table(table_name)
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = Table(table_name, client)
 
     def get_recording(self, session_id: str, recording_sid: str) -> dict[str, Any] | None:
         return self.table.get(session_id, recording_key(recording_sid), action="get recording")

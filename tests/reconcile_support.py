@@ -1,9 +1,6 @@
-"""A world for the reconciler's tests: EventsTable in the data model's key schema (SessionId +
-ItemKey, with the template's own ByReconcileDue index), RecordingsQueue, the auth token secret, and
-the fake Twilio REST API on 127.0.0.1.
-
-(Until the status-streams storage work is merged, template.yaml's table still has the old numeric
-sort key: the key schema here is the data model's; the index definition is the template's.)"""
+"""A world for the reconciler's tests: EventsTable as template.yaml deploys it (key schema, the
+ByReconcileDue index the reconciler queries, TTL), RecordingsQueue, the auth token secret, and the
+fake Twilio REST API on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -17,7 +14,7 @@ from typing import Any
 
 import boto3
 from voice_webhooks.reconcile.settings import ReconcileSettings, load_settings
-from voice_webhooks.reconcile.table import deserialize, serialize
+from voice_webhooks.storage.dynamo import deserialize, serialize
 from voicedev import template_resources
 from voicedev.fake_twilio_api import FakeTwilioApi
 from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
@@ -39,24 +36,8 @@ def iso(moment: datetime) -> str:
 
 
 def create_data_model_table(client: Any, name: str = TABLE) -> str:
-    props = template_resources.resources_of_type("AWS::DynamoDB::Table")["EventsTable"]
-    [due_index] = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == "ByReconcileDue"]
-    client.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "SessionId", "AttributeType": "S"},
-            {"AttributeName": "ItemKey", "AttributeType": "S"},
-            {"AttributeName": "ReconcileShard", "AttributeType": "S"},
-            {"AttributeName": "ReconcileAt", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "SessionId", "KeyType": "HASH"},
-            {"AttributeName": "ItemKey", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        GlobalSecondaryIndexes=[due_index],
-    )
-    return name
+    """The template's EventsTable (voicedev.template_resources), under `name`."""
+    return template_resources.create_table(client, "EventsTable", table_name=name)
 
 
 @dataclass

@@ -814,7 +814,7 @@ def measure_reconciler(sessions: int = 40) -> ReconcilerMeasured:
     from moto import mock_aws
     from voice_webhooks.reconcile.run import run_once
     from voice_webhooks.reconcile.settings import load_settings
-    from voice_webhooks.reconcile.table import serialize
+    from voice_webhooks.storage.dynamo import serialize
 
     from voicedev import template_resources
     from voicedev.fake_twilio_api import FakeTwilioApi
@@ -922,17 +922,23 @@ def reconciler_day(figures: ReconcilerMeasured, lost_share: float) -> dict[str, 
     calls = a["calls_per_day"]
     lost = calls * lost_share
     deferred = calls * a["long_call_share"]
-    twilio = lost * figures.twilio_requests_per_session + deferred
+    # Every call whose final status arrived still gets one pass: its recordings list (one request),
+    # a consistent read of the session, and the closing write (a lost recording callback shows
+    # only there). Counted at a lost session's own time, an upper bound.
+    checked = calls - lost
+    twilio = lost * figures.twilio_requests_per_session + checked + deferred
     # The API answers dominate a busy run; worker threads overlap them.
     lambda_ms = (
         a["runs_per_day"] * figures.empty_run_ms
-        + lost * figures.ms_per_session
+        + (lost + checked) * figures.ms_per_session
         + twilio * a["twilio_api_ms"] / a["concurrency"]
     )
     gb_s = lambda_ms / 1000 * figures.memory_mb / 1024
-    # Every session enters and leaves the sparse index: two index writes per call, lost or not.
-    writes = 2 * calls + lost * (figures.write_units_per_session - 1) + deferred
-    reads = a["runs_per_day"] + lost * figures.read_units_per_session + deferred
+    # Every session enters and leaves the sparse index: two index writes per call, lost or not. A
+    # checked call also moves its index key at the final status (delete + put: two) and is closed
+    # by the reconciler (one table write).
+    writes = 2 * calls + 3 * checked + lost * (figures.write_units_per_session - 1) + deferred
+    reads = a["runs_per_day"] + lost * figures.read_units_per_session + checked + deferred
     sqs = lost * figures.sqs_requests_per_session
     usd = (
         a["runs_per_day"] * PRICES["lambda_per_request"]
@@ -974,6 +980,7 @@ def render_reconciler(figures: ReconcilerMeasured) -> str:
         f"{a['calls_per_day']:,} calls a day, runs every 5 minutes ({a['runs_per_day']} a day), "
         f"Twilio answers in {a['twilio_api_ms']:.0f} ms with {a['concurrency']} requests in flight, "
         f"{a['long_call_share']:.0%} of calls still in progress after the grace period (one deferral each), "
+        "one recordings-only pass for every call whose final status arrived, "
         f"a {a['outage_hours']}-hour outage losing every final callback of its calls.",
         "",
         "| per 1,000 calls of the day | healthy day | day with a one-hour outage |",

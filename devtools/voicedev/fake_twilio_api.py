@@ -16,11 +16,11 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from voicedev.local_settings import HOST
+from voicedev.loopback_server import LoopbackServer
 from voicedev.template_resources import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class Failure:
 
 
 @dataclass
-class FakeTwilioApi:
+class FakeTwilioApi(LoopbackServer):
     auth_token: str
     port: int = 0
     media_base: str | None = None
@@ -120,48 +120,16 @@ class FakeTwilioApi:
     recordings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     requests: list[ApiRequest] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
-    _thread: threading.Thread | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    server_name: ClassVar[str] = "fake-twilio-api"
 
-    # -- lifecycle --------------------------------------------------------------------------------
-
-    def start(self) -> FakeTwilioApi:
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
         api = self
 
         class Handler(_ApiHandler):
             fake = api
 
-        server = ThreadingHTTPServer((HOST, self.port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-twilio-api", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> FakeTwilioApi:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def origin(self) -> str:
-        """TWILIO_API_BASE_URL and TWILIO_API_ORIGINS for the reconciler: `http://127.0.0.1:<port>`."""
-        if self._server is None:
-            raise RuntimeError("the fake Twilio API is not running")
-        return f"http://{HOST}:{self._server.server_address[1]}"
+        return Handler
 
     # -- what Twilio knows ------------------------------------------------------------------------
 

@@ -28,10 +28,11 @@ import wave
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
 
 from voicedev.local_settings import HOST
+from voicedev.loopback_server import LoopbackServer
 from voicedev.template_resources import PROJECT_ROOT, resources_of_type
 
 API_PREFIX = "/2010-04-01"
@@ -83,7 +84,7 @@ class MediaRequest:
 
 
 @dataclass
-class FakeMediaHost:
+class FakeMediaHost(LoopbackServer):
     """Twilio's media host, on loopback. `failures[(method, sid)]` lists statuses to answer (one per
     request) before serving; `redirects[sid]` answers GET with 302 to that URL; `missing` answers
     404; `require_auth=False` serves without credentials (a pre-signed redirect target)."""
@@ -100,48 +101,16 @@ class FakeMediaHost:
     deleted: set[str] = field(default_factory=set)
     require_auth: bool = True
     requests: list[MediaRequest] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
-    _thread: threading.Thread | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    server_name: ClassVar[str] = "fake-media-host"
 
-    # -- lifecycle --------------------------------------------------------------------------------
-
-    def start(self) -> FakeMediaHost:
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
         host = self
 
         class Handler(_MediaHandler):
             media_host = host
 
-        server = ThreadingHTTPServer((HOST, self.port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-media-host", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> FakeMediaHost:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def origin(self) -> str:
-        """What RECORDING_MEDIA_ORIGINS must allow: `http://127.0.0.1:<port>`."""
-        if self._server is None:
-            raise RuntimeError("the fake media host is not running")
-        return f"http://{HOST}:{self._server.server_address[1]}"
+        return Handler
 
     @property
     def api_base(self) -> str:

@@ -75,14 +75,17 @@ def play_with_drops(local: LocalModeProcess, seed: int) -> list[CallResult]:
     return [run_call(config, scenario, seed=seed + index) for index, scenario in enumerate(SCENARIOS)]
 
 
+# Seeds chosen to lose, between them, final statuses of calls and of dialled legs, and recording
+# callbacks on sessions whose final status did arrive.
+@pytest.mark.parametrize("seed", [1500, 7, 31337])
 def test_after_lost_callbacks_one_reconciler_run_leaves_every_session_final_and_each_recording_queued_once(
-    local_mode: LocalModeProcess, tmp_path: Path
+    local_mode: LocalModeProcess, tmp_path: Path, seed: int
 ) -> None:
     require_data_model(local_mode)
     queued_before = queued_recordings(local_mode)  # other tests' messages, now in flight
 
     # Given every scenario played with 30% of the callbacks lost for good (shuffled, some doubled)
-    results = play_with_drops(local_mode, seed=1500)
+    results = play_with_drops(local_mode, seed=seed)
     assert sum(len(result.dropped) for result in results) > 0
     played = tmp_path / "played.jsonl"
     record_played_calls(played, results)
@@ -107,14 +110,15 @@ def test_after_lost_callbacks_one_reconciler_run_leaves_every_session_final_and_
             assert final, f"{result.scenario.name} {session_id}: {session}"
             assert "ReconcileShard" not in session, session_id
             # And what Twilio delivered is still there, unchanged; a reconciled event only where
-            # no final status had arrived
+            # no final status of the session's own streams had arrived (a dialled leg's is not one)
             for before in delivered[session_id]:
                 if before["ItemKey"].startswith("event#"):
                     assert items[before["ItemKey"]] == before
+            own_streams = (f"event#call#{result.call_sid}#", "event#conversation#")
             if any(
                 item.get("CallStatus") in FINAL_CALL_STATUSES or item.get("Status") == "call-completed"
                 for item in delivered[session_id]
-                if item["ItemKey"].startswith("event#")
+                if item["ItemKey"].startswith(own_streams)
             ):
                 assert f"event#reconciled#{result.call_sid}" not in items, session_id
     # And every completed recording was queued exactly once (Twilio's deliveries and the recoveries)
@@ -150,3 +154,11 @@ def test_make_simulate_with_drops_records_what_twilio_knows_and_make_reconcile_r
     reconciled = run_command(local_mode, "reconcile", f"ARGS=--played {played}")
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
     assert "sessions due" in reconciled.stdout
+    assert "reconciled 1" in reconciled.stdout and "1 recordings recovered" in reconciled.stdout
+
+    # And `make timeline` shows the call's final status as a reconciled event, not Twilio's
+    timeline = run_command(local_mode, "timeline", f"ID={call['call_sid']}")
+    assert timeline.returncode == 0, timeline.stdout + timeline.stderr
+    assert "call status completed (reconciled)" in timeline.stdout
+    [row] = [line.split() for line in timeline.stdout.splitlines() if line.split()[:1] == ["reconciled"]]
+    assert row[:4] == ["reconciled", "-", "completed", "(reconciled)"], row

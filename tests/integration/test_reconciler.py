@@ -190,6 +190,61 @@ def test_a_conversation_that_ended_keeps_its_status_and_gets_its_recordings(worl
     assert [m["recordingSid"] for m in world.messages()] == [recording_sid]
 
 
+def deliver_final_status(world: World, session_id: str, *, minutes_ago: int) -> None:
+    """Twilio's `completed` call-progress event, recorded as the status route records it."""
+    from voice_webhooks.storage.sessions import SessionStore
+
+    SessionStore(world.table).advance_call_status(
+        session_id,
+        sequence_number=2,
+        call_status="completed",
+        timestamp=None,
+        duration=42,
+        identity={"AccountSid": DEV_ACCOUNT_SID},
+        now=(datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(),
+    )
+
+
+def test_a_recording_lost_after_the_final_status_arrived_is_queued_once_by_one_pass(world: World) -> None:
+    # Given a call whose completed status Twilio delivered 20 minutes ago, but whose recording
+    # callback was lost for good
+    session_id, [recording_sid] = lost_call(world, age=timedelta(minutes=40))
+    deliver_final_status(world, session_id, minutes_ago=20)
+    assert world.session_ids_due() == [session_id]
+
+    # When the reconciler runs
+    report = run_once(world.settings(), remaining_seconds=60)
+
+    # Then the recording is queued once, through the claim, and the session closed with Twilio's
+    # status untouched, no reconciled event
+    [message] = world.messages()
+    assert (message["recordingSid"], message["sessionId"]) == (recording_sid, session_id)
+    assert (world.item(session_id, f"recording#{recording_sid}") or {})["RecoveredBy"] == "reconciler"
+    session = world.item(session_id)
+    assert session is not None
+    assert (session["CallStatus"], session["CallSequenceNumber"]) == ("completed", 2)
+    assert "ReconcileShard" not in session and world.session_ids_due() == []
+    assert world.item(session_id, f"event#reconciled#{call_sid_of(session_id)}") is None
+    assert report.outcomes == {"closed": 1} and report.recovered == 1
+    # And Twilio was asked once: the recordings (the call's status was known)
+    assert (world.api.count("call"), world.api.count("recordings")) == (0, 1)
+    # And a second run has nothing left to do
+    assert run_once(world.settings(), remaining_seconds=60).due == 0 and world.messages() == []
+
+
+def test_a_final_status_is_checked_one_grace_period_after_it_arrived(world: World) -> None:
+    # Given a long call (created an hour ago) whose completed status arrived 5 minutes ago
+    session_id, _ = lost_call(world, age=timedelta(hours=1))
+    deliver_final_status(world, session_id, minutes_ago=5)
+
+    # When the reconciler runs (grace: 15 minutes)
+    report = run_once(world.settings(), remaining_seconds=60)
+
+    # Then Twilio is not asked yet: its recording callbacks may still be on their way
+    assert report.due == 0 and world.api.count() == 0
+    assert world.session_ids_due() == [session_id]
+
+
 def test_sessions_within_the_grace_period_are_not_asked_about(world: World) -> None:
     # Given a session that started 5 minutes ago (grace: 15)
     session_id, _ = lost_call(world, age=timedelta(minutes=5))

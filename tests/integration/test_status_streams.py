@@ -103,9 +103,19 @@ def test_call_progress_and_conversation_streams_shuffled_and_duplicated_are_each
     leg_item = aws.item(session.session_id, f"leg#{LEG_CALL}")
     assert (leg_item["CallStatus"], leg_item["CallSequenceNumber"]) == ("completed", 3)
     assert (leg_item["ParentCallSid"], leg_item["To"]) == (INBOUND_CALL, "+15550100100")
-    # And the call reached a final status: the session left the reconciler's index
-    assert "ReconcileShard" not in state
-    assert "ReconcileAt" not in state
+    # And the call reached a final status: the session is due for one reconciler pass (its
+    # recordings) a grace period after the last final status arrived, no longer from its creation
+    finals = [
+        item
+        for item in [*conversation, *own]
+        if item.get("Status", item.get("CallStatus"))
+        in (
+            "call-completed",
+            "completed",
+        )
+    ]
+    assert state["ReconcileShard"] == "open"
+    assert state["ReconcileAt"] == max(item["ReceivedAt"] for item in finals) > state["CreatedAt"]
     # And nothing went anywhere else
     assert {item["SessionId"] for item in aws.items()} == {session.session_id}
 
@@ -135,10 +145,12 @@ def test_an_outbound_calls_events_without_a_session_start_one_and_end_at_complet
         "callback",
         "outbound-api",
     )
-    assert "ReconcileShard" not in state
+    # And it is due for the reconciler from the moment its completed event arrived
+    assert state["ReconcileShard"] == "open"
+    assert state["ReconcileAt"] == events[2]["ReceivedAt"]
 
 
-def test_a_session_started_by_a_callback_is_open_for_the_reconciler_until_the_final_status(
+def test_a_session_started_by_a_callback_is_due_from_its_creation_then_from_its_final_status(
     aws, invoke
 ) -> None:
     # Given the outbound call's first event, alone
@@ -155,9 +167,16 @@ def test_a_session_started_by_a_callback_is_open_for_the_reconciler_until_the_fi
     )["Items"]
     assert [item["SessionId"] for item in due] == [OUTBOUND_CALL]
 
-    # When the completed event arrives, then the session leaves the index
+    # When the completed event arrives, then the session stays listed, due from that moment: one
+    # reconciler pass will check the call's recordings (a recording callback may still be lost)
     assert deliver(invoke, "status", STATUS_URL, OUTBOUND[2]) == 204
-    assert "ReconcileShard" not in session_item(aws, OUTBOUND_CALL)
+    state = session_item(aws, OUTBOUND_CALL)
+    [completed] = [item for item in stream(aws, OUTBOUND_CALL, "event#call#") if item["SequenceNumber"] == 2]
+    assert state["ReconcileShard"] == "open"
+    assert state["ReconcileAt"] == completed["ReceivedAt"] > state["CreatedAt"]
+    # And a duplicate of it moves nothing
+    assert deliver(invoke, "status", STATUS_URL, OUTBOUND[2]) == 204
+    assert session_item(aws, OUTBOUND_CALL)["ReconcileAt"] == completed["ReceivedAt"]
 
 
 def test_a_relay_call_gets_its_status_from_the_numbers_callback_in_its_connect_session(aws, invoke) -> None:

@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from voice_webhooks.errors import StorageError
 from voice_webhooks.reconcile.run import run_once
+from voice_webhooks.storage.sessions import SessionStore
 from voicedev.twilio_signing import DEV_ACCOUNT_SID
 
 from tests.reconcile_support import World, new_recording_sid, reconcile_world
@@ -44,9 +46,19 @@ def scenario(world: World) -> Calls:
         ("delivered-final", "completed", "completed", 1),
         ("in-progress", "in-progress", None, 0),
     ):
-        extra: dict[str, Any] = {"CallStatus": delivered, "CallSequenceNumber": 5} if delivered else {}
-        session_id = world.open_session(**extra)
+        session_id = world.open_session(age=timedelta(minutes=40))
         call_sid = session_id[:34]
+        if delivered:
+            # As the status route records it: the session stays due, from when the status arrived.
+            SessionStore(world.table).advance_call_status(
+                session_id,
+                sequence_number=5,
+                call_status=delivered,
+                timestamp=None,
+                duration=30,
+                identity={"AccountSid": DEV_ACCOUNT_SID},
+                now=(datetime.now(UTC) - timedelta(minutes=20)).isoformat(),
+            )
         world.api.add_call(DEV_ACCOUNT_SID, call_sid, status, duration=30)
         sids = [new_recording_sid() for _ in range(count)]
         for sid in sids:

@@ -151,13 +151,15 @@ def test_the_cost_doc_has_the_reconciler_for_a_healthy_day_and_a_day_with_an_out
 
     # Then its section is what the script renders from them with today's prices
     assert cost.reconciler_section(figures) in text, "docs/cost.md is stale: run `make cost`"
-    # And a healthy day settles nothing from the API, while an outage hour's calls cost two
-    # Twilio requests each
+    # And a healthy day settles nothing from the API but checks every call's recordings once (one
+    # request each, plus one per long call deferred), while an outage hour's calls cost two
+    # Twilio requests each instead of one
     healthy = cost.reconciler_day(figures, 0.0)
     outage = cost.reconciler_day(figures, 1 / 24)
     assert healthy["sessions_reconciled"] == 0
+    assert healthy["twilio_requests"] == pytest.approx(1000 + 1000 * 0.02)
     assert outage["sessions_reconciled"] == pytest.approx(1000 / 24)
-    assert outage["twilio_requests"] - healthy["twilio_requests"] == pytest.approx(2 * 1000 / 24)
+    assert outage["twilio_requests"] - healthy["twilio_requests"] == pytest.approx(1000 / 24)
     assert figures.twilio_requests_per_session == 2
 
 

@@ -471,7 +471,11 @@ def _status_of(item: Mapping[str, Any]) -> str:
 
 def _latest(session: Mapping[str, Any], status: str, sequence: str) -> str:
     value = session.get(status)
-    return f"{value} (#{session.get(sequence)})" if value else "none"
+    if not value:
+        return "none"
+    number = session.get(sequence)
+    # The reconciler's status has no SequenceNumber of Twilio's: it says where it came from instead.
+    return f"{value} (#{number})" if number is not None else f"{value} (reconciled)"
 
 
 def render(timeline: SessionTimeline, *, queue_note: str | None = None) -> str:

@@ -28,14 +28,6 @@ from voice_webhooks.callbacks.models import RecordingStatusCallback, parse_param
 from voice_webhooks.callbacks.recordings import RecordingQueueBusy, handle_recording_callback
 from voice_webhooks.errors import MalformedRequest, StorageError
 from voice_webhooks.queues.recording_messages import RecordingPublisher
-from voice_webhooks.reconcile.table import (
-    PARTITION,
-    RECONCILED_STREAM,
-    SORT,
-    ReconcileTable,
-    has_final_status,
-    reconciled_event_key,
-)
 from voice_webhooks.reconcile.twilio_api import (
     ApiCall,
     ApiError,
@@ -45,6 +37,10 @@ from voice_webhooks.reconcile.twilio_api import (
     TwilioRestClient,
 )
 from voice_webhooks.runtime.observability import count, logger
+from voice_webhooks.storage.dynamo import PARTITION, RECONCILED_STREAM, SORT, reconciled_event_key
+from voice_webhooks.storage.events import EventStore
+from voice_webhooks.storage.recordings import RecordingStore
+from voice_webhooks.storage.sessions import SessionStore, has_final_status
 
 CALL_SID_LENGTH = 34
 # Recording states the recording route knows as terminal; `deleted` means Twilio's copy is gone
@@ -152,7 +148,9 @@ def _int(value: Any) -> int | None:
 
 @dataclass
 class Reconciler:
-    table: ReconcileTable
+    sessions: SessionStore
+    events: EventStore
+    recordings: RecordingStore
     api: TwilioRestClient
     credentials: Callable[[str], Sequence[BasicCredentials]]
     """AccountSid -> the Basic credentials to try, in order (the secondary token during a rotation)."""
@@ -165,7 +163,9 @@ class Reconciler:
     def run(self) -> RunReport:
         report = RunReport()
         now = self.clock()
-        due = self.table.due_sessions(cutoff=iso(now - self.policy.grace), limit=self.policy.max_sessions)
+        due = self.sessions.due_for_reconciliation(
+            cutoff=iso(now - self.policy.grace), limit=self.policy.max_sessions
+        )
         report.due = len(due)
         session_ids = list(dict.fromkeys(str(item[PARTITION]) for item in due))
         with ThreadPoolExecutor(max_workers=self.policy.concurrency, thread_name_prefix="reconcile") as pool:
@@ -183,7 +183,7 @@ class Reconciler:
     def _fetch(self, session_id: str) -> Fetched:
         result = Fetched(session_id)
         try:
-            result.session = self.table.get_session(session_id)
+            result.session = self.sessions.get_session(session_id)
         except StorageError:
             result.problem = "storage"
             return result
@@ -194,8 +194,10 @@ class Reconciler:
         call_sid = str(session.get("SessionCallSid") or session_id[:CALL_SID_LENGTH])
         try:
             credentials = self.credentials(account_sid)
-            result.call = self.api.fetch_call(account_sid, call_sid, credentials)
-            if result.call.final:
+            # Twilio's final status arrived: only its recordings are left to check (one request).
+            if not has_final_status(session):
+                result.call = self.api.fetch_call(account_sid, call_sid, credentials)
+            if result.call is None or result.call.final:
                 result.recordings = self.api.list_recordings(account_sid, call_sid, credentials)
         except RunStopped:
             result.stopped = True
@@ -228,8 +230,7 @@ class Reconciler:
                     report.api_failures += 1
                 return self._defer(session, fetched.problem)
             call = fetched.call
-            assert call is not None
-            if not call.final:
+            if call is not None and not call.final:
                 return self._defer(session, f"call-{call.status}")
             pending, recovered = self._recordings(session_id, fetched.recordings)
             report.recovered += recovered
@@ -286,7 +287,7 @@ class Reconciler:
         """Best effort: the message is out; a failure here must not hold the session (the next
         run would see the recording queued and could not know who queued it anyway)."""
         try:
-            self.table.mark_recovered(session_id, recording_sid)
+            self.recordings.mark_recovered_by(session_id, recording_sid, by="reconciler")
         except StorageError as exc:
             logger.warning(
                 "RecoveredBy not recorded",
@@ -308,39 +309,40 @@ class Reconciler:
         }
         return {name: value for name, value in params.items() if value is not None}
 
-    def _record_final(self, session: dict[str, Any], call: ApiCall, *, pending: bool) -> Outcome:
+    def _record_final(self, session: dict[str, Any], call: ApiCall | None, *, pending: bool) -> Outcome:
+        """`call` is None when Twilio's final status was there already (it was not asked for)."""
         session_id = str(session[PARTITION])
         now = self.clock()
-        delivered = has_final_status(session)
-        if not delivered:
-            self.table.put_reconciled_event(self._event_item(session_id, call, now))
+        if call is None:
+            if pending:
+                return self._defer(session, "recording-pending")
+            self.sessions.close_reconciliation(session_id, reconciled_at=iso(now))
+            return Outcome.CLOSED
+        self.events.put_reconciled_event(self._event_item(session_id, call, now))
+
+        def settle(*, close: bool) -> bool:
+            return self.sessions.settle_reconciled(
+                session_id,
+                call_status=call.status,
+                timestamp=_rfc2822_iso(call.end_time),
+                duration=_int(call.duration),
+                reconciled_at=iso(now),
+                close=close,
+            )
+
         if pending:
-            # The call is final, a recording is not yet: record the status (if missing), keep the
-            # session open for the recording.
-            if not delivered:
-                self.table.settle_with_status(
-                    session_id,
-                    call_status=call.status,
-                    timestamp=_rfc2822_iso(call.end_time),
-                    duration=_int(call.duration),
-                    reconciled_at=iso(now),
-                    close=False,
-                )
+            # The call is final, a recording is not yet: record the status, keep the session open
+            # for the recording.
+            settle(close=False)
             return self._defer(session, "recording-pending")
-        if not delivered and self.table.settle_with_status(
-            session_id,
-            call_status=call.status,
-            timestamp=_rfc2822_iso(call.end_time),
-            duration=_int(call.duration),
-            reconciled_at=iso(now),
-        ):
+        if settle(close=True):
             logger.warning(
                 "Session reconciled: its final status callback never reached us",
                 extra={"session_id": session_id, "call_status": call.status},
             )
             return Outcome.RECONCILED
         # Twilio's final status is there (before the run, or it arrived meanwhile): it stays.
-        self.table.close(session_id, reconciled_at=iso(now))
+        self.sessions.close_reconciliation(session_id, reconciled_at=iso(now))
         return Outcome.CLOSED
 
     def _event_item(self, session_id: str, call: ApiCall, now: datetime) -> dict[str, Any]:
@@ -371,12 +373,14 @@ class Reconciler:
         now = self.clock()
         fields = {"session_id": session_id, "reason": reason, "attempts": attempts + 1}
         if attempts + 1 >= self.policy.max_attempts:
-            if self.table.give_up(session_id, attempts_before=attempts, reason=reason, at=iso(now)):
+            if self.sessions.give_up_reconciliation(
+                session_id, attempts_before=attempts, reason=reason, at=iso(now)
+            ):
                 logger.error("Reconciliation given up for this session", extra=fields)
                 return Outcome.GAVE_UP
             return Outcome.SKIPPED
         next_at = now + self.policy.backoff(attempts)
-        if self.table.defer(session_id, attempts_before=attempts, next_at=iso(next_at)):
+        if self.sessions.defer_reconciliation(session_id, attempts_before=attempts, next_at=iso(next_at)):
             logger.info("Session not settled yet: deferred", extra={**fields, "next_at": iso(next_at)})
             return Outcome.DEFERRED
         return Outcome.SKIPPED

@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
+
+from botocore.config import Config
 
 from voice_webhooks.queues.recording_messages import RecordingPublisher
 from voice_webhooks.reconcile.claim_store import recording_route_store
 from voice_webhooks.reconcile.credentials import credentials_for, load_tokens
 from voice_webhooks.reconcile.reconciler import Policy, Reconciler, RunReport
 from voice_webhooks.reconcile.settings import ReconcileSettings
-from voice_webhooks.reconcile.table import ReconcileTable, dynamodb_client
 from voice_webhooks.reconcile.twilio_api import RateGate, TwilioRestClient
+from voice_webhooks.runtime import aws_clients
+from voice_webhooks.storage.events import EventStore
+from voice_webhooks.storage.recordings import RecordingStore
+from voice_webhooks.storage.sessions import SessionStore
 
 # No request starts this close to the end of the invocation: the writes after the fetches (a few
 # milliseconds each) and the metrics flush need the rest.
 END_MARGIN_SECONDS = 15.0
+# Not inside Twilio's 15 s like the webhooks: a scheduled run can afford patience per call.
+_DYNAMODB_CONFIG = Config(
+    connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3}
+)
+
+
+def dynamodb_client() -> Any:
+    """The run's DynamoDB client, of boto3's default session (the one every other client uses)."""
+    return aws_clients.session().client("dynamodb", config=_DYNAMODB_CONFIG)
 
 
 def policy_from(settings: ReconcileSettings) -> Policy:
@@ -38,7 +53,9 @@ def run_once(settings: ReconcileSettings, *, remaining_seconds: float) -> RunRep
     )
     client = dynamodb_client()  # one client for the run: each costs tens of milliseconds to build
     reconciler = Reconciler(
-        table=ReconcileTable(settings.events_table_name, client),
+        sessions=SessionStore(settings.events_table_name, client),
+        events=EventStore(settings.events_table_name, client),
+        recordings=RecordingStore(settings.events_table_name, client),
         api=TwilioRestClient(settings.api_base_url, settings.origins(), gate),
         credentials=credentials_for(tokens),
         claim_store=recording_route_store(settings.events_table_name, client),

@@ -23,6 +23,7 @@ SESSION_KEY = "session"
 BY_CALL_SID = "ByCallSid"
 BY_RECONCILE_DUE = "ByReconcileDue"
 RECONCILE_OPEN = "open"
+RECONCILED_STREAM = "reconciled"
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -45,6 +46,11 @@ def conversation_event_key(sequence_number: int) -> str:
 
 def call_event_key(call_sid: str, sequence_number: int) -> str:
     return f"event#call#{call_sid}#{sequence_number:010d}"
+
+
+def reconciled_event_key(call_sid: str) -> str:
+    """The call's final state as the reconciler read it from Twilio's REST API (one per call)."""
+    return f"event#reconciled#{call_sid}"
 
 
 def leg_key(call_sid: str) -> str:
@@ -121,14 +127,16 @@ def storage_error(action: str, exc: Exception) -> StorageError:
 
 
 class Table:
-    """EventsTable through the client API."""
+    """EventsTable through the client API: the webhooks' shared client, or `client` (the
+    reconciler's, with a scheduled run's patience)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, client: Any | None = None) -> None:
         self.name = name
+        self._client = client
 
     @property
     def client(self) -> Any:
-        return dynamodb_client()
+        return self._client if self._client is not None else dynamodb_client()
 
     def get(self, session_id: str, item_key: str, *, action: str = "get item") -> dict[str, Any] | None:
         try:
@@ -163,10 +171,18 @@ class Table:
             raise StorageError(f"DynamoDB {action}: keys left unprocessed")
         return found
 
-    def query(self, *, action: str, limit_pages: int = 10, **request: Any) -> list[dict[str, Any]]:
+    def query(
+        self, *, action: str, limit_pages: int = 10, max_items: int | None = None, **request: Any
+    ) -> list[dict[str, Any]]:
+        """Every page (at most `limit_pages`); with `max_items`, each page asks for what is left
+        (`Limit`) and the query stops there."""
         items: list[dict[str, Any]] = []
         request = {"TableName": self.name, **request}
         for _ in range(limit_pages):
+            if max_items is not None:
+                if len(items) >= max_items:
+                    break
+                request["Limit"] = max_items - len(items)
             try:
                 response = self.client.query(**request)
             except (ClientError, BotoCoreError) as exc:
@@ -176,7 +192,7 @@ class Table:
             if not last:
                 break
             request["ExclusiveStartKey"] = last
-        return items
+        return items if max_items is None else items[:max_items]
 
     def put_new(self, item: Mapping[str, Any], *, action: str) -> dict[str, Any] | None:
         """Write an item that must not exist yet. None when this call wrote it; otherwise the item

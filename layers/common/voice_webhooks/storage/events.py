@@ -1,6 +1,6 @@
-"""Status-event items (`event#conversation#<seq>`, `event#call#<CallSid>#<seq>`) and dialled-leg
-items (`leg#<CallSid>`). Events are written once (first delivery wins); a leg's latest status moves
-forward only (docs/data-model.md)."""
+"""Status-event items (`event#conversation#<seq>`, `event#call#<CallSid>#<seq>`, the reconciler's
+`event#reconciled#<CallSid>`) and dialled-leg items (`leg#<CallSid>`). Events are written once
+(first delivery wins); a leg's latest status moves forward only (docs/data-model.md)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,17 @@ from voice_webhooks.storage.dynamo import SORT, Table, fill_clauses, leg_key, se
 
 
 class EventStore:
-    def __init__(self, table_name: str) -> None:
-        self.table = Table(table_name)
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = Table(table_name, client)
 
     def put_event(self, item: Mapping[str, Any]) -> dict[str, Any] | None:
         """Write a status-event item once. None when this call wrote it; otherwise the item
         already stored under that key."""
         return self.table.put_new(item, action="put event")
+
+    def put_reconciled_event(self, item: Mapping[str, Any]) -> bool:
+        """Write `event#reconciled#<CallSid>` once. False when it exists already (an earlier run)."""
+        return self.table.put_new(item, action="put reconciled event") is None
 
     def events(self, session_id: str, prefix: str = "event#") -> list[dict[str, Any]]:
         """Every event of the session (or of one stream, by prefix), in key order."""

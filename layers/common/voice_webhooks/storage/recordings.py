@@ -27,8 +27,8 @@ STATE_ATTRIBUTES = (
 
 
 class RecordingStore:
-    def __init__(self, table_name: str) -> None:
-        self.table = Table(table_name)
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = Table(table_name, client)
 
     def get_recording(self, session_id: str, recording_sid: str) -> dict[str, Any] | None:
         return self.table.get(session_id, recording_key(recording_sid), action="get recording")
@@ -106,9 +106,9 @@ class RecordingStore:
 
     def release_recording_claim(self, session_id: str, recording_sid: str, *, claim_id: str) -> None:
         """Give the claim back after a failed send so that the retry need not wait for the lease."""
-        self.table.update(
+        self._update_if(
             session_id,
-            recording_key(recording_sid),
+            recording_sid,
             action="release recording claim",
             expression="REMOVE QueueLeaseUntil",
             plain_values={":claim": claim_id},
@@ -119,27 +119,24 @@ class RecordingStore:
         self, session_id: str, recording_sid: str, *, claim_id: str, queued_at: str, message_id: str
     ) -> bool:
         """Record the sent message under our claim. False if the claim was lost meanwhile."""
-        applied, _ = self.table.update(
+        return self._update_if(
             session_id,
-            recording_key(recording_sid),
+            recording_sid,
             action="mark recording queued",
             expression="SET QueuedAt = :at, QueueMessageId = :message REMOVE QueueLeaseUntil",
             plain_values={":claim": claim_id, ":at": queued_at, ":message": message_id},
             condition="QueueClaimId = :claim AND attribute_not_exists(QueuedAt)",
         )
-        return applied
 
     def mark_recovered_by(self, session_id: str, recording_sid: str, *, by: str) -> bool:
         """Who queued the recording when it was not its callback (the reconciler)."""
-        applied, _ = self.table.update(
+        return self._update_existing(
             session_id,
-            recording_key(recording_sid),
+            recording_sid,
             action="mark recording recovered",
             expression="SET RecoveredBy = if_not_exists(RecoveredBy, :by)",
             plain_values={":by": by},
-            condition="attribute_exists(RecordingSid)",
         )
-        return applied
 
     # The recording archiver (the reference RecordingsQueue consumer).
 
@@ -148,27 +145,64 @@ class RecordingStore:
     ) -> bool:
         """Record where the recording was archived; a redelivery keeps the first `ArchivedAt`.
         False (nothing written) when the session has no item for this recording."""
-        applied, _ = self.table.update(
+        return self._update_existing(
             session_id,
-            recording_key(recording_sid),
+            recording_sid,
             action="record recording archive",
             expression=(
                 "SET ArchiveBucket = :bucket, ArchiveKey = :key, ArchiveBytes = :size, "
                 "ArchivedAt = if_not_exists(ArchivedAt, :at)"
             ),
             plain_values={":bucket": bucket, ":key": key, ":size": size, ":at": archived_at},
-            condition="attribute_exists(RecordingSid)",
         )
-        return applied
 
     def record_recording_deleted_from_twilio(self, session_id: str, recording_sid: str, *, at: str) -> bool:
         """Record that Twilio's copy was deleted after the archive (first time kept)."""
-        applied, _ = self.table.update(
+        return self._update_existing(
             session_id,
-            recording_key(recording_sid),
+            recording_sid,
             action="record recording deletion",
             expression="SET DeletedFromTwilioAt = if_not_exists(DeletedFromTwilioAt, :at)",
             plain_values={":at": at},
+        )
+
+    def _update_existing(
+        self,
+        session_id: str,
+        recording_sid: str,
+        *,
+        action: str,
+        expression: str,
+        plain_values: dict[str, Any],
+    ) -> bool:
+        """An UpdateItem of a recording item that must exist already. False when it does not."""
+        return self._update_if(
+            session_id,
+            recording_sid,
+            action=action,
+            expression=expression,
+            plain_values=plain_values,
             condition="attribute_exists(RecordingSid)",
+        )
+
+    def _update_if(
+        self,
+        session_id: str,
+        recording_sid: str,
+        *,
+        action: str,
+        expression: str,
+        plain_values: dict[str, Any],
+        condition: str,
+    ) -> bool:
+        """One conditional UpdateItem of the recording's item: True if applied, False if its
+        condition failed (any other failure is a StorageError)."""
+        applied, _ = self.table.update(
+            session_id,
+            recording_key(recording_sid),
+            action=action,
+            expression=expression,
+            plain_values=plain_values,
+            condition=condition,
         )
         return applied

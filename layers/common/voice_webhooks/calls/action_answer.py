@@ -108,8 +108,8 @@ def _record(
     if existing is None:
         return decision
     if existing.get("Fingerprint") == request.fingerprint:
-        notice = Notice(
-            "info", "Repeated delivery of an action request: same answer", MetricName.ACTION_REPLAYED
+        notice = Notice.info(
+            "Repeated delivery of an action request: same answer", MetricName.ACTION_REPLAYED
         )
         return replace(decision, notices=(notice,), replayed=True)
     if request.step is Step.OTHER:

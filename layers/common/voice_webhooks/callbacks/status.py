@@ -26,7 +26,7 @@ from voice_webhooks.callbacks.models import (
 from voice_webhooks.calls.sessions import owned_session_id
 from voice_webhooks.edge.request import WebhookRequest
 from voice_webhooks.errors import StorageError
-from voice_webhooks.runtime.observability import MetricName, count, log_safe, logger
+from voice_webhooks.runtime.observability import MetricName, count, log_safe, logger, report_unknown_values
 from voice_webhooks.storage.dynamo import (
     PARTITION,
     SORT,
@@ -239,12 +239,7 @@ def record_status_callback(
     status = _plain(callback.call_status if call_progress else callback.status)  # type: ignore[union-attr]
     stream = "call" if call_progress else "conversation"
     fields = {"sequence_number": callback.sequence_number, "status": log_safe(str(status)), "stream": stream}
-    for name, value in callback.unknown_values().items():
-        count(MetricName.UNKNOWN_VALUE)
-        logger.warning(
-            "Unknown value in status callback: stored as received",
-            extra={"field": name, "value": log_safe(value)},
-        )
+    report_unknown_values(callback.unknown_values(), "Unknown value in status callback: stored as received")
 
     item = event_item(callback, raw, session_id, received_at, ttl_days)
     if item.get("RawTruncated"):

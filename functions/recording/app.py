@@ -4,7 +4,7 @@ only; a completed recording is queued to RecordingsQueue exactly once."""
 from aws_lambda_powertools.event_handler import Response
 from voice_webhooks.callbacks.models import RecordingStatusCallback, parse_params
 from voice_webhooks.callbacks.recordings import RecordingStores, handle_recording_callback
-from voice_webhooks.callbacks.status import callback_session_id
+from voice_webhooks.calls.sessions import owned_session_id
 from voice_webhooks.edge import routes
 from voice_webhooks.edge.handler import WebhookFunction
 from voice_webhooks.edge.resolver import empty_response
@@ -21,7 +21,7 @@ def recording() -> Response[str]:
     handle_recording_callback(
         callback,
         # Checked: a session of another call is refused (403) before anything is written.
-        callback_session_id(request, callback.call_sid),
+        owned_session_id(request, callback.call_sid),
         RecordingStores.for_table(settings.events_table_name),
         RecordingPublisher(settings.recordings_queue_url),
         ttl_days=settings.event_ttl_days,

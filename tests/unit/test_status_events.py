@@ -1,5 +1,6 @@
 """The pure parts of status-callback handling: what an event item holds, what counts as the same
-delivery, which parameters are Twilio's, which session a callback belongs to, what is refused."""
+delivery, what is refused. (Which parameters are Twilio's and which session a callback names:
+the edge's request model, tests/unit/test_webhook_request.py.)"""
 
 from __future__ import annotations
 
@@ -8,14 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from voice_webhooks.callbacks.models import ConversationStatus, StatusCallback, parse_params
 from voice_webhooks.callbacks.status import (
-    callback_session_id,
     differing_fields,
     event_item,
     raw_digest,
     same_delivery,
-    twilio_params,
 )
-from voice_webhooks.edge.request import FormParams, WebhookRequest
 from voice_webhooks.errors import MalformedRequest
 
 ACCOUNT = "AC" + "0" * 32
@@ -32,12 +30,6 @@ PARAMS = {
     "CallbackSource": "voice-conversation-service",
     "SomethingTwilioAddedLater": "x",
 }
-
-
-def request(method: str, query: dict[str, str], form: dict[str, str] | None = None) -> WebhookRequest:
-    return WebhookRequest(
-        method=method, signature="sig", query=FormParams(query.items()), form=FormParams((form or {}).items())
-    )
 
 
 def test_an_event_item_holds_the_parsed_fields_under_twilio_names_and_the_raw_parameters() -> None:
@@ -136,19 +128,3 @@ def test_the_same_parameters_are_the_same_delivery_and_any_difference_is_a_confl
         "Extra",
         "Status",
     ]
-
-
-def test_twilio_parameters_of_a_get_callback_leave_out_our_session_parameter() -> None:
-    get = request("GET", {"session": "abc", **PARAMS})
-    post = request("POST", {"session": "abc"}, PARAMS)
-
-    assert twilio_params(get) == PARAMS
-    assert twilio_params(post) == PARAMS
-
-
-def test_the_session_comes_from_the_url_then_from_the_call_sid_else_the_request_is_malformed() -> None:
-    from_url = f"{CALL}-0123456789abcdef"
-    assert callback_session_id(request("POST", {"session": from_url}), CALL) == from_url
-    assert callback_session_id(request("POST", {}), CALL) == CALL
-    with pytest.raises(MalformedRequest):
-        callback_session_id(request("POST", {"session": ""}), None)

@@ -229,6 +229,32 @@ def test_post_reads_twilio_parameters_from_the_body_and_the_session_from_the_que
     assert request.session_id == "CA1-ab"
 
 
+CALL = "CA" + "1" * 32
+SIGNED = "AccountSid=AC1&CallSid=" + CALL + "&Status=call-answered"
+
+
+def test_twilio_parameters_of_a_get_callback_leave_out_our_session_parameter() -> None:
+    # Given the same callback delivered by GET (all in the query) and by POST (session in the query)
+    get = read(raw_event("GET", body=None, content_type=None, query=f"session=abc&{SIGNED}"))
+    post = read(raw_event(body=SIGNED, query="session=abc"))
+
+    # Then Twilio's parameters are the same either way, without our own `session`
+    expected = {"AccountSid": "AC1", "CallSid": CALL, "Status": "call-answered"}
+    assert get.twilio_params == expected
+    assert post.twilio_params == expected
+
+
+def test_the_session_comes_from_the_url_then_from_the_call_sid_else_the_request_is_malformed() -> None:
+    from_url = f"{CALL}-0123456789abcdef"
+
+    assert read(raw_event(body=SIGNED, query=f"session={from_url}")).callback_session_id() == from_url
+    assert read(raw_event(body=SIGNED)).callback_session_id() == CALL
+    with pytest.raises(MalformedRequest):
+        read(raw_event(body="AccountSid=AC1", query="session=")).callback_session_id()
+    with pytest.raises(MalformedRequest):
+        read(raw_event(body=SIGNED, query="session=not-ours")).callback_session_id()
+
+
 # --- order -------------------------------------------------------------------------------------
 
 

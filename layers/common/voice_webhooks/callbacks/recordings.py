@@ -19,7 +19,7 @@ from typing import Any
 from voice_webhooks.callbacks.models import RecordingStatus, RecordingStatusCallback
 from voice_webhooks.errors import DependencyUnavailable, StorageError
 from voice_webhooks.queues.recording_messages import RecordingPublisher, message_for
-from voice_webhooks.runtime.observability import MetricName, count, log_safe, logger
+from voice_webhooks.runtime.observability import MetricName, count, log_safe, logger, report_unknown_values
 from voice_webhooks.storage.dynamo import expires_at, utc_now
 from voice_webhooks.storage.recordings import RecordingStore
 from voice_webhooks.storage.sessions import SessionStore
@@ -106,12 +106,9 @@ def handle_recording_callback(
     sid = callback.recording_sid
     status = str(callback.recording_status)
     fields = {"recording_sid": sid, "recording_status": log_safe(status)}
-    for name, value in callback.unknown_values().items():
-        count(MetricName.UNKNOWN_VALUE)
-        logger.warning(
-            "Unknown value in recording callback: stored as received",
-            extra={"field": name, "value": log_safe(value)},
-        )
+    report_unknown_values(
+        callback.unknown_values(), "Unknown value in recording callback: stored as received"
+    )
 
     try:
         applied, entry = store.recordings.advance_recording(

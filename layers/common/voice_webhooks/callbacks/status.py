@@ -23,11 +23,10 @@ from voice_webhooks.callbacks.models import (
     StatusCallback,
     parse_params,
 )
-from voice_webhooks.calls.sessions import check_ownership, valid_session_param
-from voice_webhooks.edge.public_urls import SESSION_PARAM
+from voice_webhooks.calls.sessions import owned_session_id
 from voice_webhooks.edge.request import WebhookRequest
-from voice_webhooks.errors import MalformedRequest, StorageError
-from voice_webhooks.runtime.observability import MetricName, count, log_safe, logger
+from voice_webhooks.errors import StorageError
+from voice_webhooks.runtime.observability import MetricName, count, log_safe, logger, report_unknown_values
 from voice_webhooks.storage.dynamo import (
     PARTITION,
     SORT,
@@ -96,15 +95,6 @@ class Stores:
         return cls(SessionStore(table_name), EventStore(table_name))
 
 
-def twilio_params(request: WebhookRequest) -> dict[str, str]:
-    """Twilio's parameters as received. For GET callbacks Twilio appends its parameters to the
-    query string of our URL, so our own `session` parameter is dropped from them."""
-    params = dict(request.params)
-    if request.method == "GET":
-        params.pop(SESSION_PARAM, None)
-    return params
-
-
 def is_call_progress(params: Mapping[str, str]) -> bool:
     """A `<Conversation>` event has `Status`; a call-progress event has `CallStatus` (and
     `CallbackSource=call-progress-events`) and no `Status`."""
@@ -119,22 +109,6 @@ def parse_status_callback(params: Mapping[str, str]) -> Callback:
     return parse_params(StatusCallback, params)
 
 
-def callback_session_id(
-    request: WebhookRequest, call_sid: str | None, parent_call_sid: str | None = None
-) -> str:
-    """The session named by `?session=` (format checked, ownership checked) or, without it, the
-    CallSid (recording and action routes; the status route resolves further, resolve_session)."""
-    session_id = valid_session_param(request.session_param) or call_sid
-    if not session_id:
-        raise MalformedRequest(
-            f"no session: the URL has no `{SESSION_PARAM}` parameter and there is no CallSid"
-        )
-    check_ownership(session_id, call_sid, parent_call_sid)
-    # The middleware only knows the query parameter; the CallSid fallback is added here.
-    logger.append_keys(session_id=session_id)
-    return session_id
-
-
 def resolve_session(request: WebhookRequest, callback: Callback, sessions: SessionStore) -> str:
     """The session of a status callback (docs/data-model.md, "Which session a callback joins"):
     `?session=` when given (owned by the call or its parent); otherwise the session `<CallSid>`
@@ -144,7 +118,8 @@ def resolve_session(request: WebhookRequest, callback: Callback, sessions: Sessi
     call_sid = callback.call_sid
     parent = callback.parent_call_sid if isinstance(callback, CallProgressCallback) else None
     if request.session_param or not call_sid:
-        return callback_session_id(request, call_sid, parent)
+        # The edge's middleware already scoped this same id into the log keys.
+        return owned_session_id(request, call_sid, parent)
     for candidate in (call_sid, parent):
         if not candidate:
             continue
@@ -264,12 +239,7 @@ def record_status_callback(
     status = _plain(callback.call_status if call_progress else callback.status)  # type: ignore[union-attr]
     stream = "call" if call_progress else "conversation"
     fields = {"sequence_number": callback.sequence_number, "status": log_safe(str(status)), "stream": stream}
-    for name, value in callback.unknown_values().items():
-        count(MetricName.UNKNOWN_VALUE)
-        logger.warning(
-            "Unknown value in status callback: stored as received",
-            extra={"field": name, "value": log_safe(value)},
-        )
+    report_unknown_values(callback.unknown_values(), "Unknown value in status callback: stored as received")
 
     item = event_item(callback, raw, session_id, received_at, ttl_days)
     if item.get("RawTruncated"):

@@ -19,7 +19,7 @@ from voice_webhooks.calls.action_decisions import (
     loop_guard_decision,
 )
 from voice_webhooks.calls.action_requests import ActionRequest, Step, read_action_request, unknown_values
-from voice_webhooks.calls.sessions import check_ownership, session_id_for_callback
+from voice_webhooks.calls.sessions import owned_session_id
 from voice_webhooks.edge import routes
 from voice_webhooks.edge.public_urls import callback_url
 from voice_webhooks.edge.request import WebhookRequest
@@ -108,8 +108,8 @@ def _record(
     if existing is None:
         return decision
     if existing.get("Fingerprint") == request.fingerprint:
-        notice = Notice(
-            "info", "Repeated delivery of an action request: same answer", MetricName.ACTION_REPLAYED
+        notice = Notice.info(
+            "Repeated delivery of an action request: same answer", MetricName.ACTION_REPLAYED
         )
         return replace(decision, notices=(notice,), replayed=True)
     if request.step is Step.OTHER:
@@ -166,10 +166,9 @@ def answer_action(
     request = read_action_request(webhook)
     count(MetricName.ACTION_REQUEST)
     call_sid = request.model.call_sid
-    session_id = session_id_for_callback(webhook.session_param, call_sid) or call_sid
-    # Before anything is read or written: a session of another call is refused (403).
-    check_ownership(session_id, call_sid)
-    logger.append_keys(session_id=session_id)
+    # Before anything is read or written: a session of another call is refused (403). The edge's
+    # middleware already scoped this id into the log keys.
+    session_id = owned_session_id(webhook, call_sid)
 
     session: dict[str, Any] | None = None
     actions: dict[str, dict[str, Any]] = {}

@@ -82,6 +82,14 @@ class Notice:
     metric: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def info(cls, message: str, metric: str | None = None, **extra: Any) -> Notice:
+        return cls("info", message, metric, extra)
+
+    @classmethod
+    def warning(cls, message: str, metric: str | None = None, **extra: Any) -> Notice:
+        return cls("warning", message, metric, extra)
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -150,22 +158,25 @@ def _unknown_notice(request: ActionRequest) -> Notice | None:
     unknown = unknown_values(request)
     if not unknown:
         return None
-    return Notice(
-        "warning",
+    return Notice.warning(
         "Action request with a value this version does not know: answering the safe default",
         MetricName.ACTION_UNKNOWN_VALUE,
-        {"unknown_values": {name: log_safe(value) for name, value in unknown.items()}},
+        unknown_values={name: log_safe(value) for name, value in unknown.items()},
     )
 
 
+def _other_kind(flow: Flow | None, request_kind: str, flow_kind: str) -> list[Notice]:
+    """The notices a decider starts with: a flow of the other kind (its defaults apply) is said."""
+    if flow is None:
+        return []
+    return [Notice.warning(f"{request_kind} action request for a {flow_kind} flow: using defaults")]
+
+
 def _conversation(request: ConversationActionRequest, flow: Flow | None) -> Decision:
-    notices: list[Notice] = []
     if isinstance(flow, ConversationFlow):
-        outcomes = flow.outcomes
+        outcomes, notices = flow.outcomes, []
     else:
-        outcomes = ConversationOutcomes()
-        if flow is not None:
-            notices.append(Notice("warning", "Conversation action request for a relay flow: using defaults"))
+        outcomes, notices = ConversationOutcomes(), _other_kind(flow, "Conversation", "relay")
     result = request.result
     extra = {"result": _logged(result), "dial_call_status": _logged(request.dial_call_status)}
     if result == ConversationResult.SESSION_SUCCESS:
@@ -173,31 +184,26 @@ def _conversation(request: ConversationActionRequest, flow: Flow | None) -> Deci
     elif request.worker_initiated and result != ConversationResult.INVALID_CONVERSATION:
         # The caller is our worker: nothing to leave a message for.
         key = "worker-initiated"
-        notices.append(Notice("info", "Worker's outbound call did not connect", extra=extra))
+        notices.append(Notice.info("Worker's outbound call did not connect", **extra))
     elif isinstance(result, ConversationResult):
         key = result.value
     else:
         key = "unknown"
 
     if key == "dialed-call-incomplete" and request.dial_call_status not in VOICEMAIL_DIAL_STATUSES:
-        notices.append(
-            Notice("warning", "dialed-call-incomplete with an unexpected DialCallStatus", extra=extra)
-        )
+        notices.append(Notice.warning("dialed-call-incomplete with an unexpected DialCallStatus", **extra))
     if key == "no-other-participants":
         notices.append(
-            Notice(
-                "warning",
+            Notice.warning(
                 "Frontline routing assigned no worker before routingAssignmentTimeout: check routing",
                 MetricName.NO_WORKER_ASSIGNED,
-                extra,
+                **extra,
             )
         )
     elif key == "invalid-conversation":
-        notices.append(Notice("warning", "Frontline sent an invalid Conversation SID", extra=extra))
+        notices.append(Notice.warning("Frontline sent an invalid Conversation SID", **extra))
     elif key == "unknown" or result in FAILED_RESULTS:
-        notices.append(
-            Notice("warning", "Conversation session failed", MetricName.CONVERSATION_FAILED, extra)
-        )
+        notices.append(Notice.warning("Conversation session failed", MetricName.CONVERSATION_FAILED, **extra))
 
     step = _next_step(outcomes.on.get(key), outcomes, flow)
     fields = {
@@ -214,13 +220,10 @@ def _conversation(request: ConversationActionRequest, flow: Flow | None) -> Deci
 
 
 def _relay(request: RelayActionRequest, flow: Flow | None) -> Decision:
-    notices: list[Notice] = []
     if isinstance(flow, RelayFlow):
-        outcomes = flow.outcomes
+        outcomes, notices = flow.outcomes, []
     else:
-        outcomes = RelayOutcomes()
-        if flow is not None:
-            notices.append(Notice("warning", "Relay action request for a conversation flow: using defaults"))
+        outcomes, notices = RelayOutcomes(), _other_kind(flow, "Relay", "conversation")
     status = request.session_status
     fields: dict[str, Any] = {
         # Twilio's VX... id, renamed: `SessionId` is the table's partition key (our session).
@@ -240,11 +243,11 @@ def _relay(request: RelayActionRequest, flow: Flow | None) -> Decision:
             fields.update(HandoffDataBytes=handoff.size, HandoffDataKeys=list(handoff.keys) or None)
             if not handoff.valid:
                 notices.append(
-                    Notice(
-                        "warning",
+                    Notice.warning(
                         "HandoffData ignored: no hand-off",
                         MetricName.HANDOFF_DATA_INVALID,
-                        {"problem": handoff.problem, "handoff_bytes": handoff.size},
+                        problem=handoff.problem,
+                        handoff_bytes=handoff.size,
                     )
                 )
             else:
@@ -255,11 +258,11 @@ def _relay(request: RelayActionRequest, flow: Flow | None) -> Decision:
     elif status == SessionStatus.FAILED:
         key, step = "failed", _next_step(outcomes.on.failed, outcomes, flow)
         notices.append(
-            Notice(
-                "warning",
+            Notice.warning(
                 "ConversationRelay session failed",
                 MetricName.RELAY_SESSION_FAILED,
-                {"error_code": request.error_code, "error_message": request.error_message},
+                error_code=request.error_code,
+                error_message=request.error_message,
             )
         )
     else:
@@ -283,25 +286,22 @@ def _handoff(
             refused = True
             shown = reduced(handoff.target[:64]) if handoff.target is not None else None
             notices.append(
-                Notice(
-                    "warning",
+                Notice.warning(
                     "HandoffData named a target that is not on the flow's list: using the default target",
                     MetricName.HANDOFF_TARGET_REFUSED,
-                    {"refused_target": shown, "allowed_targets": sorted(outcomes.targets)},
+                    refused_target=shown,
+                    allowed_targets=sorted(outcomes.targets),
                 )
             )
     step = _next_step(action, outcomes, flow, target=chosen)
     if isinstance(step, DialTarget):
         notices.append(
-            Notice(
-                "info",
+            Notice.info(
                 "Handing the call off to a human",
                 MetricName.HANDOFF_DIALED,
-                {
-                    "target": step.target,
-                    "address": mask_phone(step.address),
-                    "handoff_keys": list(handoff.keys),
-                },
+                target=step.target,
+                address=mask_phone(step.address),
+                handoff_keys=list(handoff.keys),
             )
         )
     return step, {"HandoffTargetRefused": refused or None}, notices
@@ -317,11 +317,8 @@ def _dial_ended(request: ConversationActionRequest, flow: Flow | None) -> Decisi
     }
     if status in DIAL_REACHED:
         return Decision(Step.DIAL, "dial-completed", HangUp(), outcomes.say, fields)
-    notice = Notice(
-        "info",
-        "Dialled target did not answer",
-        MetricName.DIAL_INCOMPLETE,
-        {"dial_call_status": _logged(status)},
+    notice = Notice.info(
+        "Dialled target did not answer", MetricName.DIAL_INCOMPLETE, dial_call_status=_logged(status)
     )
     step = _next_step(outcomes.on.dial_incomplete, outcomes, flow)
     return Decision(Step.DIAL, DIAL_INCOMPLETE, step, outcomes.say, fields, (notice,))
@@ -335,11 +332,11 @@ def _voicemail_left(request: ConversationActionRequest, flow: Flow | None) -> De
         "RecordingDuration": request.recording_duration,
         "Digits": request.digits,
     }
-    notice = Notice(
-        "info",
+    notice = Notice.info(
         "Voicemail recorded",
         MetricName.VOICEMAIL_LEFT,
-        {"recording_sid": request.recording_sid, "recording_duration": request.recording_duration},
+        recording_sid=request.recording_sid,
+        recording_duration=request.recording_duration,
     )
     step = HangUp(message=outcomes.voicemail.thanks)
     return Decision(Step.RECORD, "voicemail-left", step, outcomes.say, fields, (notice,))
@@ -364,11 +361,11 @@ def _loop_guard(request: ActionRequest, history: Mapping[str, Any], say: SayOpti
 
 
 def loop_guard_decision(step: Step, reason: str, say: SayOptions) -> Decision:
-    notice = Notice(
-        "warning",
+    notice = Notice.warning(
         "Action request out of sequence: hanging up instead of repeating a step",
         MetricName.ACTION_LOOP_GUARD,
-        {"step": step.value, "reason": reason},
+        step=step.value,
+        reason=reason,
     )
     return Decision(step, LOOP_GUARD, HangUp(), say, {}, (notice,))
 
@@ -390,12 +387,11 @@ def decide(request: ActionRequest, flow: Flow | None, history: Mapping[str, Any]
     elif request.step is Step.RECORD:
         decision = _voicemail_left(model, flow)
     else:
-        notice = Notice(
-            "warning",
+        notice = Notice.warning(
             "Unrecognised action request (no Result, SessionStatus, DialCallStatus or RecordingSid): "
             "hanging up",
             MetricName.ACTION_UNRECOGNISED,
-            {"parameter_names": sorted(model.model_dump(by_alias=True, exclude_none=True))[:40]},
+            parameter_names=sorted(model.model_dump(by_alias=True, exclude_none=True))[:40],
         )
         decision = Decision(Step.OTHER, "unrecognised", HangUp(), say, {}, (notice,))
     unknown = _unknown_notice(request)

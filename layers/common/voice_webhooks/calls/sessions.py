@@ -3,18 +3,19 @@ ownership rule every callback route applies before it writes (docs/data-model.md
 
 from __future__ import annotations
 
-import re
 import secrets
+from typing import TYPE_CHECKING
 
 from voice_webhooks.edge.public_urls import SESSION_PARAM
-from voice_webhooks.errors import MalformedRequest, SessionMismatch
+from voice_webhooks.errors import SessionMismatch
 from voice_webhooks.runtime.observability import MetricName, count, logger
 
-# `<CallSid>` (a session a callback started) or `<CallSid>-<16 hex>` (minted by connect).
-SESSION_ID = re.compile(r"^CA[0-9a-fA-F]{32}(-[0-9a-f]{16})?$")
+if TYPE_CHECKING:
+    from voice_webhooks.edge.request import WebhookRequest
+
 CALL_SID_LENGTH = 34
 
-__all__ = ["SESSION_PARAM", "check_ownership", "mint_session_id", "session_id_for_callback"]
+__all__ = ["SESSION_PARAM", "check_ownership", "mint_session_id", "owned_session_id"]
 
 
 def mint_session_id(call_sid: str) -> str:
@@ -23,20 +24,14 @@ def mint_session_id(call_sid: str) -> str:
     return f"{call_sid}-{secrets.token_hex(8)}"
 
 
-def valid_session_param(session_param: str | None) -> str | None:
-    """Our `session` query parameter, checked: anything no id of ours can be is a 400 (as a
-    DynamoDB key it could fail every write, a 5xx retried by Twilio to no end)."""
-    if not session_param:
-        return None
-    if not SESSION_ID.fullmatch(session_param):
-        raise MalformedRequest(f"{SESSION_PARAM}: not a session id of this service")
-    return session_param
-
-
-def session_id_for_callback(session_param: str | None, call_sid: str | None) -> str | None:
-    """The session a callback belongs to: our `session` query parameter; for URLs configured by
-    hand without it, the CallSid (documented fallback)."""
-    return valid_session_param(session_param) or call_sid
+def owned_session_id(
+    request: WebhookRequest, call_sid: str | None, parent_call_sid: str | None = None
+) -> str:
+    """The session the callback names (`WebhookRequest.callback_session_id`: our `session` query
+    parameter, checked, else the CallSid), once the ownership rule let it through."""
+    session_id = request.callback_session_id()
+    check_ownership(session_id, call_sid, parent_call_sid)
+    return session_id
 
 
 def check_ownership(session_id: str, call_sid: str | None, parent_call_sid: str | None = None) -> None:

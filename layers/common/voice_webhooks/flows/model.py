@@ -38,6 +38,7 @@ from voice_webhooks.flows.values import (
     RECORDING_STATUS_EVENTS,
     AbsoluteUrl,
     DebugOptions,
+    DocumentModel,
     FlowName,
     Hints,
     HttpMethod,
@@ -82,14 +83,7 @@ def not_twiml(description: str) -> Any:
     return {"description": description, "json_schema_extra": NOT_TWIML}
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        extra="forbid",
-        frozen=True,
-        str_strip_whitespace=True,
-    )
-
+class _Model(DocumentModel):
     # How error messages call this object ("a relay flow", "<Language>").
     what: ClassVar[str] = "this object"
 

@@ -26,15 +26,14 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StringConstraints,
     WithJsonSchema,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
+
+from voice_webhooks.flows.values import DocumentModel
 
 Then = Literal["hangup", "voicemail", "dial"]
 THEN_VALUES = list(get_args(Then))
@@ -97,23 +96,14 @@ DialAddress = Annotated[
 ]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        extra="forbid",
-        frozen=True,
-        str_strip_whitespace=True,
-    )
-
-
-class SayOptions(_Model):
+class SayOptions(DocumentModel):
     """`<Say>` attributes used for every message of this flow's action answers."""
 
     voice: NonEmpty | None = Field(None, description="<Say voice>, e.g. Polly.Joanna-Neural.")
     language: NonEmpty | None = Field(None, description="<Say language>, e.g. en-US.")
 
 
-class VoicemailOptions(_Model):
+class VoicemailOptions(DocumentModel):
     """The voicemail: `<Say prompt>`, `<Record>` (callbacks to this API), and the closing words."""
 
     prompt: NonEmpty = Field(VOICEMAIL_PROMPT, description="Said before the recording starts.")
@@ -133,7 +123,7 @@ class VoicemailOptions(_Model):
     trim: Literal["trim-silence", "do-not-trim"] | None = Field(None, description="<Record trim>.")
 
 
-class DialOptions(_Model):
+class DialOptions(DocumentModel):
     """`<Dial>` attributes for hand-offs and `then: dial`."""
 
     timeout: Seconds | None = Field(None, ge=5, le=600, description="<Dial timeout>: seconds of ringing.")
@@ -145,7 +135,7 @@ class DialOptions(_Model):
     answer_on_bridge: StrictBool | None = Field(None, description="<Dial answerOnBridge>.")
 
 
-class OutcomeAction(_Model):
+class OutcomeAction(DocumentModel):
     """One outcome: an optional message, then hang up, take a voicemail, or dial a target."""
 
     message: Message = Field(None, description='<Say> before the next step; null or "" for none.')
@@ -225,7 +215,7 @@ def relay_defaults(has_target: bool) -> dict[str, dict[str, Any]]:
     }
 
 
-class _On(_Model):
+class _On(DocumentModel):
     """Outcome key -> what to do. Keys are Twilio's values (hyphenated), not camelCase."""
 
     # Outcomes whose `then` is restricted (why: see the validators of the outcomes classes).
@@ -315,7 +305,7 @@ class RelayOn(_On):
     )
 
 
-class _Outcomes(_Model):
+class _Outcomes(DocumentModel):
     """Settings shared by both kinds of flow."""
 
     say: SayOptions = Field(default_factory=SayOptions, description="<Say> voice and language.")

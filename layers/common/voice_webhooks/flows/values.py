@@ -9,12 +9,31 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+from pydantic.alias_generators import to_camel
 
 E164 = r"^\+[1-9]\d{1,14}$"
 FLOW_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 HttpMethod = Literal["GET", "POST"]
 InterruptMode = Literal["none", "dtmf", "speech", "any"]
+
+
+class DocumentModel(BaseModel):
+    """Base of every object of the call-flow document (flows, outcomes, agent): camelCase keys as
+    Twilio's docs write them, no unknown key (a typo fails the document), frozen, strings stripped."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, extra="forbid", frozen=True, str_strip_whitespace=True
+    )
+
 
 RECORD_VALUES = (
     "do-not-record",

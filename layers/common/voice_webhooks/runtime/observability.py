@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -136,3 +137,12 @@ def log_safe(value: object) -> str:
     if _SAFE_WORD.fullmatch(text) and sum(char.isdigit() for char in text) <= _MAX_SAFE_DIGITS:
         return text
     return reduced(text)
+
+
+def report_unknown_values(unknown: Mapping[str, str], message: str) -> None:
+    """Each enumerated value this version does not know yet (stored as received): counted, and
+    logged reduced, since a value like `call-forwarded-to-+1555...` carries caller data."""
+    for name, value in unknown.items():
+        count(MetricName.UNKNOWN_VALUE)
+        # stacklevel: the log line's `location` names the route's function, as when it logged itself.
+        logger.warning(message, extra={"field": name, "value": log_safe(value)}, stacklevel=3)

@@ -1,6 +1,6 @@
 """What /voice/action answers, as typed next steps, rendered to TwiML with twilio-python.
 
-The routing (action_routing.py) decides a `NextStep`; this module only turns it into TwiML. Every
+The routing (calls/action_decisions.py) decides a `NextStep`; this module only turns it into TwiML. Every
 callback URL it writes comes from `ActionUrls`, which name the session, so the requests that the
 voicemail `<Record>` and a hand-off `<Dial>` make when they end come back to this API and are
 recognised there (never the current document URL, which would loop)."""

@@ -14,6 +14,7 @@ Twilio's status default (`call-completed`) is left to Twilio; the recording one 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
@@ -41,19 +42,22 @@ def _connect(response: VoiceResponse, flow: ConversationFlow | RelayFlow, urls: 
     return response.connect(action=flow.action or urls.action, method=flow.method or DEFAULT_METHOD)
 
 
+def _our_callback(attributes: dict[str, Any], name: str, url: str, events: str) -> None:
+    """`name` points at this API, with our events, unless the flow set its own URL (then only
+    its own events); the method is POST unless the flow says otherwise."""
+    if name not in attributes:
+        attributes[name] = url
+        attributes.setdefault(f"{name}Event", events)
+    attributes.setdefault(f"{name}Method", DEFAULT_METHOD)
+
+
 def render_conversation(flow: ConversationFlow, urls: CallbackUrls) -> str:
     """`<Response><Connect action method><Conversation .../></Connect></Response>`."""
     response = VoiceResponse()
     attributes = flow.twiml_attributes()
-    if "statusCallback" not in attributes:
-        attributes["statusCallback"] = urls.status
-        attributes.setdefault("statusCallbackEvent", DEFAULT_STATUS_EVENTS)
-    attributes.setdefault("statusCallbackMethod", DEFAULT_METHOD)
+    _our_callback(attributes, "statusCallback", urls.status, DEFAULT_STATUS_EVENTS)
     if flow.records:
-        if "recordingStatusCallback" not in attributes:
-            attributes["recordingStatusCallback"] = urls.recording
-            attributes.setdefault("recordingStatusCallbackEvent", DEFAULT_RECORDING_EVENTS)
-        attributes.setdefault("recordingStatusCallbackMethod", DEFAULT_METHOD)
+        _our_callback(attributes, "recordingStatusCallback", urls.recording, DEFAULT_RECORDING_EVENTS)
         attributes.setdefault("recordingStatusCallbackEvent", TWILIO_RECORDING_EVENTS)
     _connect(response, flow, urls).conversation(**attributes)
     return str(response)

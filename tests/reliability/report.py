@@ -120,7 +120,8 @@ def render(summary: dict[str, Any]) -> str:
             "signed answers",
             f"accepted {_n(get('hostile', 'signed_accepted'))}; refused, with a reason: "
             f"400 {_n(get('hostile', 'signed_malformed_400'))}, "
-            f"403 (account not allowed) {_n(get('hostile', 'signed_other_account_403'))}",
+            f"403 (account not allowed) {_n(get('hostile', 'signed_other_account_403'))}, "
+            f"403 (session of another call) {_n(get('hostile', 'signed_other_session_403'))}",
         ),
         ("Hostile input", "5xx answers", _n(get("hostile", "server_errors"))),
         ("Hostile input", "writes without a valid signature", _n(get("hostile", "unsigned_writes"))),

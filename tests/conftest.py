@@ -204,11 +204,6 @@ def log_output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
 NOT_YET_MERGED = {
     "tests/e2e/test_relay_scenarios.py": "issue 11: relay e2e not yet green on the merged tree",
     "tests/e2e/test_reconcile_local.py": "issue 15: reconciler e2e not yet green on the merged tree",
-    # Issue 14: the trimmed-layer import check predates settings checked at cold start: each
-    # function must be given its settings' environment first.
-    "tests/unit/test_layer_trim.py::test_every_function_imports_from_the_trimmed_layer_alone": (
-        "issue 14: give each function its settings before importing it from the trimmed layer"
-    ),
     "tests/unit/test_bench_cli.py::test_a_complete_run_with_write_replaces_the_generated_section": (
         "issue 14: the complete quick bench run outgrew the 120 s test timeout with the new functions"
     ),

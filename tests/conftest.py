@@ -204,9 +204,6 @@ def log_output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
 NOT_YET_MERGED = {
     "tests/e2e/test_relay_scenarios.py": "issue 11: relay e2e not yet green on the merged tree",
     "tests/e2e/test_reconcile_local.py": "issue 15: reconciler e2e not yet green on the merged tree",
-    "tests/unit/test_bench_cli.py::test_a_complete_run_with_write_replaces_the_generated_section": (
-        "issue 14: the complete quick bench run outgrew the 120 s test timeout with the new functions"
-    ),
     "tests/integration/test_edge.py::test_no_function_logs_an_event_a_signature_or_a_number"
     "[relay_disconnect]": "issue 11: $disconnect of an unknown connection logs nothing to capture",
 }

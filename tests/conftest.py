@@ -218,14 +218,6 @@ NOT_YET_MERGED = {
     "test_the_cost_doc_has_the_reconciler_for_a_healthy_day_and_a_day_with_an_outage": (
         "issue 15: docs/cost.md's reconciler section awaits `make cost` (one pass per call)"
     ),
-    # Issue 14: the trimmed-layer import check predates settings checked at cold start: each
-    # function must be given its settings' environment first.
-    "tests/unit/test_layer_trim.py::test_every_function_imports_from_the_trimmed_layer_alone": (
-        "issue 14: give each function its settings before importing it from the trimmed layer"
-    ),
-    "tests/unit/test_bench_cli.py::test_a_complete_run_with_write_replaces_the_generated_section": (
-        "issue 14: the complete quick bench run outgrew the 120 s test timeout with the new functions"
-    ),
 }
 
 

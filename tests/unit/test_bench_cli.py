@@ -60,7 +60,7 @@ def test_a_partial_run_never_writes_the_document(tmp_path: Path, monkeypatch: py
 def test_a_complete_run_with_write_replaces_the_generated_section(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a document, and four benchmarks that answer at once (they are not what is tested)
+    # Given a document, and the five benchmarks answering at once (they are not what is tested)
     doc = tmp_path / "benchmarks.md"
     doc.write_text(f"# Benchmarks\n\nMethod.\n\n{BEGIN}\nold figures\n{END}\n\nAnalysis.\n", encoding="utf-8")
     monkeypatch.delenv("BENCH_QUICK", raising=False)
@@ -71,6 +71,8 @@ def test_a_complete_run_with_write_replaces_the_generated_section(
     monkeypatch.setattr(cli.size, "ensure_build", lambda progress: "reused")
     monkeypatch.setattr(cli.size, "measure_build", lambda how, imported=None: how)
     monkeypatch.setattr(cli.size, "section", lambda report: Section(f"size ran ({report})"))
+    monkeypatch.setattr(cli.relay, "run", lambda prompts, progress: SimpleNamespace(prompts=prompts))
+    monkeypatch.setattr(cli.relay, "section", lambda result: Section(f"relay ran ({result.prompts} prompts)"))
 
     # When the complete run writes
     assert run(["--write"], emit=lambda line: None, doc=doc) == 0
@@ -79,7 +81,13 @@ def test_a_complete_run_with_write_replaces_the_generated_section(
     assert "old figures" not in text
     assert "- Machine: " in text
     assert "### Goals" in text
-    for name in ("cold_section ran", "warm_section ran", "throughput ran", "size ran (reused)"):
+    for name in (
+        "cold_section ran",
+        "warm_section ran",
+        "throughput ran",
+        "size ran (reused)",
+        "relay ran (200 prompts)",
+    ):
         assert f"### {name}" in text
     assert text.startswith("# Benchmarks\n\nMethod.\n\n")
     assert text.endswith("\n\nAnalysis.\n")

@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 from voicedev import layer_trim
 from voicedev.bench import cold, size
-from voicedev.template_resources import PROJECT_ROOT
+from voicedev.bench.environment import function_environment
+from voicedev.bench.warm import stack_resources
+from voicedev.template_resources import PROJECT_ROOT, load_template, resources_of_type
+from voicedev.twilio_signing import DEV_ACCOUNT_SID
 
 LAYER_SOURCE = PROJECT_ROOT / "layers" / "common"
 
@@ -211,21 +214,51 @@ def test_a_trimmed_install_holds_nothing_never_imported(trimmed_layer: Path) -> 
     assert services == set(layer_trim.KEEP_AWS_SERVICES)
 
 
+# Every function in the template (all of functions/*): the cold-start bench's, with the clients
+# each creates on its first request, and the reconciler, which the bench does not run.
+_RECONCILER = cold.ColdFunction("reconciler", "ReconcilerFunction", ("secretsmanager", "dynamodb", "sqs"), ())
+_FUNCTIONS = (*cold.FUNCTIONS, _RECONCILER)
+
+
+def test_the_import_check_covers_every_function() -> None:
+    template = load_template()
+    code = {
+        Path(props["CodeUri"]).name: logical_id
+        for logical_id, props in resources_of_type("AWS::Serverless::Function", template).items()
+    }
+    assert {f.name: f.logical_id for f in _FUNCTIONS} == code
+    assert set(code) == {path.parent.name for path in (PROJECT_ROOT / "functions").glob("*/app.py")}
+
+
+def deployed_environment(function: cold.ColdFunction) -> dict[str, str]:
+    """The function's variables as CloudFormation resolves them from template.yaml (what its
+    settings model checks at import), resources named as a stack names them, and the two
+    parameters without a default given values."""
+    template = load_template()
+    env = function_environment(template, stack_resources(template), function.logical_id)
+    # AuthTokenSecretArn and AllowedAccountSids have no default: function_environment leaves
+    # their variables out, as a deployment must give them.
+    env.setdefault("TWILIO_AUTH_TOKEN_SECRET", "arn:aws:secretsmanager:us-east-1:123456789012:secret:AbCdEf")
+    env.setdefault("ALLOWED_ACCOUNT_SIDS", DEV_ACCOUNT_SID)
+    return env
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("function", list(cold.FUNCTIONS), ids=lambda f: f.name)
+@pytest.mark.parametrize("function", list(_FUNCTIONS), ids=lambda f: f.name)
 def test_every_function_imports_from_the_trimmed_layer_alone(
     trimmed_layer: Path, function: cold.ColdFunction
 ) -> None:
-    # Given only the trimmed layer on the path (no site-packages), with tracing active as deployed
+    # Given only the trimmed layer on the path (no site-packages), with tracing active as deployed,
+    # and the function's environment from the template (its settings are checked at import)
     env = {
+        **deployed_environment(function),
         "PATH": os.environ.get("PATH", ""),
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_LAMBDA_FUNCTION_NAME": function.logical_id,
         "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
-        "POWERTOOLS_SERVICE_NAME": "twilio-voice-webhooks",
     }
     app = PROJECT_ROOT / "functions" / function.name / "app.py"
     # When the function's module is loaded by path and its clients are created

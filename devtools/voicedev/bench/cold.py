@@ -321,13 +321,16 @@ class ColdStartBench:
         the same code up to the first write."""
         table = resources_of_type("AWS::DynamoDB::Table", self.template)["EventsTable"]
         new_keys = any(key["AttributeName"] == "ItemKey" for key in table["KeySchema"])
-        answer = first("relay_connect", connect_event(session_id))
+        # One WebSocket connection per call: API Gateway never reuses a connection id, and the
+        # connection item of an earlier round would refuse this one's $connect as a replay.
+        connection = f"conn-{call_sid[-12:]}"
+        answer = first("relay_connect", connect_event(session_id, connection_id=connection))
         self._expect_status("relay_connect", answer, 200 if new_keys else 503)
-        answer = first("relay_message", message_event(setup_frame(call_sid=call_sid)))
+        frame = setup_frame(call_sid=call_sid)
+        answer = first("relay_message", message_event(frame, connection_id=connection))
         self._expect_status("relay_message", answer, 200 if new_keys else 500)
-        self._expect_status(
-            "relay_disconnect", first("relay_disconnect", disconnect_event()), 200 if new_keys else 500
-        )
+        answer = first("relay_disconnect", disconnect_event(connection_id=connection))
+        self._expect_status("relay_disconnect", answer, 200 if new_keys else 500)
 
     def _expect_status(self, name: str, answer: Any, status: int) -> None:
         if not isinstance(answer, dict) or answer.get("statusCode") != status:

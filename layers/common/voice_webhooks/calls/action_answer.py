@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from voice_webhooks.callbacks.models import RelayActionRequest
 from voice_webhooks.calls.action_decisions import (
     ACTION_ATTRIBUTES,
     LOOP_GUARD,
@@ -24,8 +25,7 @@ from voice_webhooks.edge import routes
 from voice_webhooks.edge.public_urls import callback_url
 from voice_webhooks.edge.request import WebhookRequest
 from voice_webhooks.errors import ConfigurationError, StorageError
-from voice_webhooks.flows.model import FlowConfig
-from voice_webhooks.relay.reconnect import reconnect_twiml
+from voice_webhooks.flows.model import FlowConfig, RelayFlow
 from voice_webhooks.runtime.observability import MetricName, count, logger, mask_phone
 from voice_webhooks.runtime.settings import CallSettings
 from voice_webhooks.storage.actions import ActionStore
@@ -188,9 +188,13 @@ def answer_action(
         logger.error("Flow configuration unavailable: using default outcomes", extra={"reason": str(exc)})
     flow_name, flow = resolve_flow(config, session, request.model.to)
     # Relay WebSocket dropped mid-call: reconnect the caller (relay/reconnect.py; issue 11).
-    reconnect = reconnect_twiml(webhook, request.model, request.fingerprint, flow, session_id, settings)
-    if reconnect is not None:
-        return reconnect
+    if isinstance(request.model, RelayActionRequest) and isinstance(flow, RelayFlow):
+        # Imported here: only a relay session's action needs the relay package (and its models).
+        from voice_webhooks.relay.reconnect import reconnect_twiml
+
+        reconnect = reconnect_twiml(webhook, request.model, request.fingerprint, flow, session_id, settings)
+        if reconnect is not None:
+            return reconnect
 
     decision = decide(request, flow, history_of(actions))
     # An out-of-sequence request is refused, not stored: it must not rewrite the session's history.

@@ -10,7 +10,6 @@ from voice_webhooks.edge import routes
 from voice_webhooks.edge.public_urls import callback_url
 from voice_webhooks.errors import StorageError
 from voice_webhooks.flows.model import FlowConfig, RelayFlow
-from voice_webhooks.relay.settings import stack_relay_url
 from voice_webhooks.runtime.observability import MetricName, count, logger, mask_phone
 from voice_webhooks.runtime.settings import CallSettings
 from voice_webhooks.storage.dynamo import expires_at, utc_now
@@ -40,6 +39,9 @@ def answer_call(
     logger.append_keys(session_id=session_id)
     urls = callback_urls(base_url, session_id, settings.connection_overrides)
     if isinstance(flow, RelayFlow) and flow.url is None:
+        # Imported here: a conversation flow's cold start never builds the relay settings model.
+        from voice_webhooks.relay.settings import stack_relay_url
+
         urls = replace(urls, relay=stack_relay_url(session_id, attempt=1))
     twiml = render_connect(flow, urls)
 

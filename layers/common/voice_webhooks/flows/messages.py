@@ -4,7 +4,6 @@ into sentences a person can act on."""
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -107,6 +106,8 @@ def _unknown_key_message(key: str, known: list[str], what: str) -> str:
     by_lower = {name.lower(): name for name in known}
     guess = by_lower.get(key.lower()) or by_lower.get(to_camel(key).lower())
     if guess is None:
+        import difflib  # only a document with an unknown key pays for it
+
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
         guess = close[0] if close else None
     if guess is not None:

@@ -13,7 +13,6 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from voice_webhooks.edge.auth_tokens import load_auth_tokens
 from voice_webhooks.errors import (
     ConfigurationError,
     DependencyUnavailable,
@@ -21,17 +20,7 @@ from voice_webhooks.errors import (
     StorageError,
     WebhookError,
 )
-from voice_webhooks.flows.loader import load_flow_config
 from voice_webhooks.relay import connections
-from voice_webhooks.relay.conversation import Conversation
-from voice_webhooks.relay.frames import FrameRejected, InterruptFrame, parse_frame
-from voice_webhooks.relay.handshake import (
-    SIGNATURE_HEADER,
-    check_signature,
-    header,
-    read_handshake,
-    signed_url,
-)
 from voice_webhooks.relay.metrics import RelayMetric
 from voice_webhooks.relay.settings import relay_settings
 from voice_webhooks.runtime.observability import MetricName, count, logger
@@ -83,7 +72,20 @@ def _store(table_name: str) -> RelayStore:
 # --- $connect ------------------------------------------------------------------------------------
 
 
+# Each route imports what only it uses: the three functions share this module, and $disconnect's
+# cold start must not build the flow, frame and signature machinery of the other two.
+
+
 def handle_connect(event: dict[str, Any], settings: RelayConnectSettings) -> Answer:
+    from voice_webhooks.edge.auth_tokens import load_auth_tokens
+    from voice_webhooks.relay.handshake import (
+        SIGNATURE_HEADER,
+        check_signature,
+        header,
+        read_handshake,
+        signed_url,
+    )
+
     context = _context(event)
     query = event.get("queryStringParameters") or {}
     try:
@@ -139,6 +141,10 @@ def handle_connect(event: dict[str, Any], settings: RelayConnectSettings) -> Ans
 
 
 def handle_message(event: dict[str, Any], settings: RelayMessageSettings) -> Answer:
+    from voice_webhooks.flows.loader import load_flow_config
+    from voice_webhooks.relay.conversation import Conversation
+    from voice_webhooks.relay.frames import FrameRejected, InterruptFrame, parse_frame
+
     context = _context(event)
     connection_id = str(context.get("connectionId") or "")
     try:

@@ -62,7 +62,9 @@ DEFAULT_CONNECTION_OVERRIDES = "rc=3&rp=all"
 class FunctionSettings(BaseModel):
     """Base of every function's settings: frozen, other variables ignored."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    # defer_build: a function builds the validator of its own model only (at its cold-start check,
+    # load_settings), not those of every other function's model defined here.
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, defer_build=True)
 
 
 class WebhookSettings(FunctionSettings):

@@ -1179,7 +1179,7 @@ def write_relay_doc(figures: RelayMeasured, path: Path = DOC) -> None:
 
 def measure_relay(conversations: int = 3, turns: int = 30) -> RelayMeasured:
     """Runs the relay's three real handlers in process under moto (`mock_aws`), with the template's
-    table and the scripted agent (config/flows.relay-agent.example.json): per conversation a signed
+    table and the scripted agent (config/flows.example.json's `concierge` flow): per conversation a signed
     handshake, `setup`, `turns` prompts, the close. `@connections` is a counter in place of API
     Gateway. Request units come from each item's size just after the write (one more read, not
     counted) and from the items each read returned."""
@@ -1331,7 +1331,7 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
             "TWILIO_AUTH_TOKEN_SECRET": secret["ARN"],
             "ALLOWED_ACCOUNT_SIDS": DEV_ACCOUNT_SID,
             "EVENTS_TABLE_NAME": table,
-            "FLOW_CONFIG": str(PROJECT_ROOT / "config" / "flows.relay-agent.example.json"),
+            "FLOW_CONFIG": str(PROJECT_ROOT / "config" / "flows.example.json"),
             "EVENT_TTL_DAYS": str(template["Parameters"]["EventRetentionDays"]["Default"]),
             "RELAY_PUBLIC_URL": f"wss://{SAMPLE_RELAY_DOMAIN}/{STAGE}",
         }
@@ -1354,7 +1354,7 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
                             "ItemKey": {"S": "session"},
                             "SessionCallSid": {"S": call_sid},
                             "AccountSid": {"S": DEV_ACCOUNT_SID},
-                            "Flow": {"S": "assistant"},
+                            "Flow": {"S": "concierge"},
                             "FlowKind": {"S": "relay"},
                         },
                     )
@@ -1384,8 +1384,8 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
     return RelayMeasured(
         how=(
             f'{conversations} conversations of {turns} turns (each a `prompt` frame, "{RELAY_PROMPT}", '
-            "answered by the scripted agent of config/flows.relay-agent.example.json), after one uncounted "
-            "warm-up conversation: the real relay handlers invoked in process with API Gateway's "
+            "answered by the scripted agent of config/flows.example.json's `concierge` flow), after one "
+            "uncounted warm-up conversation: the real relay handlers invoked in process with API Gateway's "
             "WebSocket events, under moto (`mock_aws`) with the template's EventsTable, `@connections` "
             "counted in place; durations are each invocation's own time, the time moto took to answer "
             f"taken out; {sys.platform}, Python {sys.version.split()[0]}"

@@ -8,8 +8,7 @@ FLOW_CONFIG (config/flows.example.json), PUBLIC_BASE_URL (the local API URL; a t
 real Twilio number call this laptop), LOCAL_LOG_LEVEL (the handlers' log level: WARNING, so that
 one line per request stays readable; INFO, or --verbose, prints their JSON logs). When template.yaml
 has the WebSocket API (relay agent): LOCAL_WS_PORT (3001), LOCAL_WS_MANAGEMENT_PORT (3003),
-RELAY_PUBLIC_URL (the local WebSocket URL), LOCAL_RELAY_AGENT=1 (flows from
-config/flows.relay-agent.example.json), LOCAL_WS_IDLE_SECONDS (600), LOCAL_WS_MAX_SECONDS (7200).
+RELAY_PUBLIC_URL (the local WebSocket URL), LOCAL_WS_IDLE_SECONDS (600), LOCAL_WS_MAX_SECONDS (7200).
 
 `LocalMode` is the same thing as a library, for tools that drive it (the call emulator):
 
@@ -275,12 +274,7 @@ class LocalMode:
         try:
             config, warnings = parse_flow_config(text, shown)
         except ConfigurationError as exc:
-            hint = (
-                " (LOCAL_RELAY_AGENT=1: this example needs the relay agent's flow model: `agent`, no `url`)"
-                if self.settings.relay_agent
-                else ""
-            )
-            raise LocalModeError(f"FLOW_CONFIG: {exc}{hint}") from exc
+            raise LocalModeError(f"FLOW_CONFIG: {exc}") from exc
         self.notes.extend(f"flow config: {warning}" for warning in warnings)
         flows = ", ".join(
             f"{name} ({flow.kind}{', default' if name == config.default else ''})"

@@ -15,10 +15,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    TypeAdapter,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from voicedev.template_resources import PROJECT_ROOT
@@ -33,8 +31,6 @@ DEFAULT_MEDIA_PORT = 3002
 DEFAULT_WS_PORT = 3001
 DEFAULT_WS_MANAGEMENT_PORT = 3003
 DEFAULT_FLOW_CONFIG = PROJECT_ROOT / "config" / "flows.example.json"
-# The relay flow without `url` whose agent runs in this stack (LOCAL_RELAY_AGENT=1).
-RELAY_AGENT_FLOW_CONFIG = PROJECT_ROOT / "config" / "flows.relay-agent.example.json"
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -76,23 +72,8 @@ class LocalSettings(BaseModel):
     ws_port: Port = Field(DEFAULT_WS_PORT, alias="LOCAL_WS_PORT")
     ws_management_port: Port = Field(DEFAULT_WS_MANAGEMENT_PORT, alias="LOCAL_WS_MANAGEMENT_PORT")
     relay_public_url: str | None = Field(None, alias="RELAY_PUBLIC_URL")
-    relay_agent: bool = Field(False, alias="LOCAL_RELAY_AGENT")
     ws_idle_seconds: float = Field(600.0, gt=0, alias="LOCAL_WS_IDLE_SECONDS")
     ws_max_seconds: float = Field(7200.0, gt=0, alias="LOCAL_WS_MAX_SECONDS")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _relay_agent_flows(cls, values: object) -> object:
-        """LOCAL_RELAY_AGENT=1 without FLOW_CONFIG: the example whose relay flow runs the agent."""
-        if isinstance(values, dict) and "FLOW_CONFIG" not in values and "flow_config" not in values:
-            raw = values.get("LOCAL_RELAY_AGENT", values.get("relay_agent"))
-            try:
-                wanted = raw is not None and TypeAdapter(bool).validate_python(raw)
-            except ValidationError:
-                wanted = False  # the field's own validation names the bad value
-            if wanted:
-                return {**values, "FLOW_CONFIG": str(RELAY_AGENT_FLOW_CONFIG)}
-        return values
 
     @field_validator("relay_public_url")
     @classmethod

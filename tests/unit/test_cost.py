@@ -188,8 +188,8 @@ def test_the_relay_section_is_what_its_figures_and_the_current_prices_give() -> 
 def cost_answer_words() -> list[str]:
     import json
 
-    flows = json.loads((cost.PROJECT_ROOT / "config" / "flows.relay-agent.example.json").read_text())
-    [hours] = [i for i in flows["flows"]["assistant"]["agent"]["intents"] if i["name"] == "hours"]
+    flows = json.loads((cost.PROJECT_ROOT / "config" / "flows.example.json").read_text())
+    [hours] = [i for i in flows["flows"]["concierge"]["agent"]["intents"] if i["name"] == "hours"]
     return str(hours["answer"]).split()
 
 

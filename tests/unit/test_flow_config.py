@@ -37,7 +37,6 @@ def test_the_examples_are_committed() -> None:
     assert [path.name for path in EXAMPLES] == [
         "flows.conversation.example.json",
         "flows.example.json",
-        "flows.relay-agent.example.json",
         "flows.relay.example.json",
     ]
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from voicedev.local_settings import RELAY_AGENT_FLOW_CONFIG, LocalSettingsError, load_local_settings
+from voicedev.local_settings import LocalSettingsError, load_local_settings
 from voicedev.local_ws import (
     Handshake,
     connect_event,
@@ -225,16 +225,6 @@ def test_no_default_route_drops_unmatched_frames() -> None:
     assert select_route("$request.body.action", "{}", {"$connect": 1}) is None
 
 
-def test_local_relay_agent_picks_the_agent_example_unless_flow_config_is_given() -> None:
-    assert load_local_settings({"LOCAL_RELAY_AGENT": "1"}).flow_config == RELAY_AGENT_FLOW_CONFIG
-    assert load_local_settings({"LOCAL_RELAY_AGENT": "0"}).flow_config.name == "flows.example.json"
-    chosen = load_local_settings(
-        {"LOCAL_RELAY_AGENT": "true", "FLOW_CONFIG": "config/flows.relay.example.json"}
-    )
-    assert chosen.flow_config.name == "flows.relay.example.json"
-    assert RELAY_AGENT_FLOW_CONFIG.is_file()
-
-
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
@@ -243,7 +233,6 @@ def test_local_relay_agent_picks_the_agent_example_unless_flow_config_is_given()
         ({"RELAY_PUBLIC_URL": "https://example.com/relay"}, "RELAY_PUBLIC_URL: must be a ws"),
         ({"RELAY_PUBLIC_URL": "wss://example.com/relay?x=1"}, "RELAY_PUBLIC_URL: must not carry a query"),
         ({"LOCAL_WS_IDLE_SECONDS": "0"}, "LOCAL_WS_IDLE_SECONDS"),
-        ({"LOCAL_RELAY_AGENT": "maybe"}, "LOCAL_RELAY_AGENT"),
     ],
 )
 def test_bad_websocket_settings_name_their_variable(environ: dict[str, str], message: str) -> None:

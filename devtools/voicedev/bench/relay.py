@@ -1,5 +1,5 @@
 """Relay latency through the local mode: from a `prompt` frame (last: true) to the agent's first
-`text` token, with the scripted agent (config/flows.relay-agent.example.json), median and p99 over
+`text` token, with the scripted agent (config/flows.example.json's `concierge` flow), median and p99 over
 N prompts on one WebSocket. The scripted agent takes no time to think, so this is what the stack
 adds to a model's own time: the local WebSocket API's event, the $default handler (parse, store the
 turn, run the agent) and the @connections post back.
@@ -23,7 +23,7 @@ from voicedev.bench.report import Section, Table
 from voicedev.bench.stats import Spread, format_ratio, format_value, spread
 from voicedev.emulator import params as p
 from voicedev.emulator.relay import open_socket, setup_frame
-from voicedev.emulator.scenarios import RELAY_LINE
+from voicedev.emulator.scenarios import AGENT_LINE
 from voicedev.local_api import FunctionSpec
 from voicedev.local_ws import LocalWebSocketApi, WebSocketApiSpec, template_has_websocket_api
 
@@ -193,7 +193,7 @@ def run(prompts: int, progress: Callable[[str], None] = _silent) -> RelayLatency
         return result
     from voicedev.local_client import twilio_request
     from voicedev.local_mode import LocalMode
-    from voicedev.local_settings import RELAY_AGENT_FLOW_CONFIG, LocalSettings
+    from voicedev.local_settings import DEFAULT_FLOW_CONFIG, LocalSettings
     from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
     settings = LocalSettings(
@@ -201,8 +201,7 @@ def run(prompts: int, progress: Callable[[str], None] = _silent) -> RelayLatency
         aws_port=0,
         ws_port=0,
         ws_management_port=0,
-        flow_config=RELAY_AGENT_FLOW_CONFIG,
-        relay_agent=True,
+        flow_config=DEFAULT_FLOW_CONFIG,
     )
     progress(f"relay latency: {prompts} prompts through the local mode")
     # moto keeps its data in this process's backends, which outlive a local mode (throughput's).
@@ -214,7 +213,7 @@ def run(prompts: int, progress: Callable[[str], None] = _silent) -> RelayLatency
             account_sid=DEV_ACCOUNT_SID,
             call_sid=p.emulated_call_sid(),
             from_=p.TEST_CUSTOMER_NUMBER,
-            to=RELAY_LINE,
+            to=AGENT_LINE,
         )
         answer = twilio_request("POST", local.webhook_urls()["/voice/connect"], call.standard("ringing"))
         if answer.status != 200:

@@ -140,7 +140,12 @@ class EmbeddedAws:
         return f"http://{self.host}:{self._port}"
 
     def start(self) -> None:
+        from moto.moto_api._internal.models import moto_api_backend
         from moto.server import ThreadedMotoServer
+
+        # moto keeps its resources in this process's backends, which outlive a server: a second
+        # local mode in one process (the bench, a tool) starts as empty as the first.
+        moto_api_backend.reset()
 
         # Werkzeug logs every AWS call at INFO; the local mode prints its own request lines instead.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -219,6 +219,7 @@ class LocalMode:
         self._apply(environment)
         self.notes.extend(environment.notes)
         _reset_handler_caches()
+        _align_metrics_namespace()
 
     def _prepare_archiving(self) -> None:
         """The fake media host (its origin joins the archiver's allowed ones) and the queue poller,
@@ -478,3 +479,12 @@ if __name__ == "__main__":
 
 
 __all__ = ["HOST", "LocalMode", "LocalModeError", "RouteStatus", "WebSocketRouteStatus", "main"]
+
+
+def _align_metrics_namespace() -> None:
+    """Powertools reads the metric namespace when the shared `metrics` object is made (at import):
+    a process that imported the shared package before this environment existed (the bench, a tool
+    using this class) would otherwise answer every request that counts a metric with a 500."""
+    from voice_webhooks.runtime.observability import metrics
+
+    metrics.namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from xml.etree import ElementTree
 
+import pytest
 from voicedev.local_api import RequestRecord
 from voicedev.local_client import twilio_request
 from voicedev.local_mode import LocalMode
@@ -47,3 +48,24 @@ def test_local_mode_runs_in_process_and_restores_the_environment_when_stopped() 
     assert not port_is_open(api_port)
     assert not port_is_open(aws_port)
     assert {name: os.environ.get(name) for name in before} == before
+
+
+def test_a_process_that_imported_the_handlers_first_still_counts_its_metrics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the shared package imported before any Lambda environment (no metric namespace yet),
+    # as the bench and the emulator's library use import it
+    from voice_webhooks.runtime.observability import metrics
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)
+    monkeypatch.setattr(metrics, "namespace", None)
+
+    # When the local mode starts in this process and an unsigned request (a counted refusal) comes
+    settings = LocalSettings(api_port=0, aws_port=0, ws_port=0, ws_management_port=0)
+    with LocalMode(settings) as local:
+        answer = twilio_request(
+            "POST", local.webhook_urls()["/voice/connect"], connect_params("+15550100001"), token=None
+        )
+
+    # Then it is the documented refusal, not a 500 from a metric without a namespace
+    assert answer.status == 403, answer.body

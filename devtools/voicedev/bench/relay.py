@@ -204,10 +204,6 @@ def run(prompts: int, progress: Callable[[str], None] = _silent) -> RelayLatency
         flow_config=DEFAULT_FLOW_CONFIG,
     )
     progress(f"relay latency: {prompts} prompts through the local mode")
-    # moto keeps its data in this process's backends, which outlive a local mode (throughput's).
-    from moto.moto_api._internal.models import moto_api_backend
-
-    moto_api_backend.reset()
     with LocalMode(settings, on_request=_silent, on_ws_event=_silent) as local:
         call = p.CallIdentity(
             account_sid=DEV_ACCOUNT_SID,

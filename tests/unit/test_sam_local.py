@@ -4,6 +4,7 @@ AWS_ENDPOINT_URL before any request."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -56,6 +57,54 @@ def test_the_stand_in_carries_the_name_sam_looks_for() -> None:
     # The bootstrap starts the runtime interface client with the handler, layers on sys.path
     assert "-m awslambdaric" in image.BOOTSTRAP
     assert "/opt/python" in image.BOOTSTRAP
+
+
+def test_the_root_file_system_is_the_essential_set_plus_python_for_the_lambda_architecture(
+    tmp_path: Path,
+) -> None:
+    # When the arm64 stand-in's root file system is asked for
+    cmd = image.mmdebstrap_command("arm64", tmp_path / "rootfs", "http://m.example/debian", tmp_path / "debs")
+
+    # Then mmdebstrap builds Debian's essential set (sh, coreutils: what SAM's derived image runs)
+    # with python3.13 and the CA bundle, for Debian's name of the architecture
+    assert cmd[0] == "mmdebstrap"
+    assert "--variant=essential" in cmd
+    assert "--architectures=arm64" in cmd
+    assert "--include=python3.13,ca-certificates" in cmd
+    assert cmd[-3:] == ["trixie", str(tmp_path / "rootfs"), "http://m.example/debian"]
+    # And dpkg leaves out the docs (not the licences), and the .debs are kept for the next build
+    assert "--dpkgopt=path-exclude=/usr/share/doc/*" in cmd
+    assert "--dpkgopt=path-include=/usr/share/doc/*/copyright" in cmd
+    assert f"--setup-hook=sync-in {tmp_path / 'debs'} /var/cache/apt/archives" in cmd
+    assert f"--customize-hook=sync-out /var/cache/apt/archives {tmp_path / 'debs'}" in cmd
+    assert "--architectures=amd64" in image.mmdebstrap_command(
+        "x86_64", tmp_path, "http://m/debian", tmp_path
+    )
+
+
+def _binfmt(root: Path, flags: str | None, state: str = "enabled") -> Path:
+    (root / "status").write_text("enabled\n")
+    if flags is not None:
+        (root / "qemu-aarch64").write_text(
+            f"{state}\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: {flags}\noffset 0\n"
+        )
+    return root
+
+
+def test_a_foreign_architecture_needs_qemu_registered_with_the_fix_binary_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(image.platform, "machine", lambda: "x86_64")
+
+    # The host's own architecture needs nothing
+    assert image.emulation_problem("x86_64", tmp_path / "absent") is None
+    # binfmt_misc not mounted, qemu not registered, disabled, or without F: each says why
+    assert "not mounted" in str(image.emulation_problem("arm64", tmp_path / "absent"))
+    assert "qemu-user-static" in str(image.emulation_problem("arm64", _binfmt(tmp_path, None)))
+    assert "disabled" in str(image.emulation_problem("arm64", _binfmt(tmp_path, "PF", "disabled")))
+    assert "lacks the F flag" in str(image.emulation_problem("arm64", _binfmt(tmp_path, "P")))
+    # Registered with F (Debian's qemu-user-static): containers can run arm64 binaries
+    assert image.emulation_problem("arm64", _binfmt(tmp_path, "PF")) is None
 
 
 def _expected(**answer: Any) -> sample_expectations.Expected:

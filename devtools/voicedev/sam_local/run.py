@@ -35,7 +35,7 @@ import boto3
 import botocore.session
 from botocore.config import Config
 
-from voicedev import sample_events, sample_expectations
+from voicedev import layer_trim, sample_events, sample_expectations
 from voicedev.local_aws import DUMMY_CREDENTIALS, EmbeddedAws, LocalResources
 from voicedev.sam_local.docker_daemon import Docker, DockerError, ensure_docker
 from voicedev.sam_local.image import ImageError, ensure_image, lambda_arch
@@ -210,7 +210,7 @@ class Server:
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
-    def ready(self, timeout: float = 300) -> None:
+    def ready(self, timeout: float = 600) -> None:
         wait_for_port(self.port, self.process, self.log, timeout)
 
     def stop(self) -> None:
@@ -261,6 +261,8 @@ def sam_build(arch: str, build_dir: Path) -> None:
         "--cache-dir",
         str(build_dir.parent / f"cache-sam-local-{arch}"),
         "--cached",
+        # The functions and the layer are built side by side (each runs its own pip).
+        "--parallel",
         "--parameter-overrides",
         f"Architecture={arch}",
     ]
@@ -268,6 +270,38 @@ def sam_build(arch: str, build_dir: Path) -> None:
     result = subprocess.run(cmd, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RunError("sam build failed:\n    " + "\n    ".join(result.stdout.strip().splitlines()[-10:]))
+    finish_layer(build_dir / "CommonLayer" / "python", env)
+
+
+def finish_layer(site: Path, env: dict[str, str]) -> None:
+    """What `make build` does to the layer before it is deployed: trimmed (layer_trim) and compiled
+    with python3.13. The containers then run the layer a stack would, and SAM, which rebuilds its
+    layer image for every container it starts (a layer defined in the template is never reused),
+    copies 18 MiB instead of 69 MiB each time."""
+    report = layer_trim.trim(site)
+    print(
+        f"  trimmed the layer: {report.bytes_before / 2**20:.1f} MiB -> {report.bytes_after / 2**20:.1f} MiB",
+        flush=True,
+    )
+    compiled = subprocess.run(
+        [
+            "python3.13",
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            str(site),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if compiled.returncode != 0:
+        raise RunError("compiling the layer failed:\n    " + compiled.stdout[-500:] + compiled.stderr[-500:])
 
 
 class Aws:
@@ -415,7 +449,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="make sam-local", description="Run the sample events and the emulator through the real SAM CLI."
     )
-    parser.add_argument("--arch", default=None, help="Lambda architecture (default: this host's)")
+    parser.add_argument(
+        "--arch",
+        choices=("x86_64", "arm64"),
+        default=os.environ.get("SAM_LOCAL_ARCH") or None,
+        help="Lambda architecture (default: SAM_LOCAL_ARCH, else this host's; another one runs under qemu)",
+    )
     parser.add_argument("--events", nargs="*", help="only these sample events (names without .json)")
     parser.add_argument("--scenarios", nargs="*", help="only these emulator scenarios")
     parser.add_argument("--skip-events", action="store_true", help="skip the sam local invoke part")

@@ -194,3 +194,40 @@ def test_clients_accept_a_bridge_endpoint(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
     assert aws_clients.sqs().meta.endpoint_url == "http://172.31.250.1:5005"
+
+
+def test_the_build_container_gets_the_wheels_from_this_host_only(tmp_path: Path) -> None:
+    from voicedev.sam_local import build_container
+
+    # When `make build SAM_BUILD_FLAGS="--use-container --debug"` asks for the arm64 build
+    cmd = build_container.sam_build_command(
+        "arm64", "http://172.31.250.1:4000/", "172.31.250.1", ["--use-container", "--debug"], tmp_path / "sam"
+    )
+
+    # Then SAM builds in the image it names for arm64 (samcli LambdaBuildContainer), never pulled
+    assert build_container.build_image_name("arm64") == "public.ecr.aws/sam/build-python3.13:latest-arm64"
+    assert cmd[:2] == [str(tmp_path / "sam"), "build"]
+    assert cmd.count("--use-container") == 1
+    assert "--skip-pull-image" in cmd
+    assert cmd[cmd.index("--build-image") + 1] == "public.ecr.aws/sam/build-python3.13:latest-arm64"
+    # And pip in the container uses the served wheelhouse and no index
+    env_vars = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--container-env-var"]
+    assert env_vars == [
+        "PIP_NO_INDEX=1",
+        "PIP_FIND_LINKS=http://172.31.250.1:4000/",
+        "PIP_TRUSTED_HOST=172.31.250.1",
+    ]
+    assert cmd[cmd.index("--parameter-overrides") + 1] == "Architecture=arm64"
+    assert cmd[-1] == "--debug"
+
+
+def test_lambda_builders_in_the_build_image_matches_the_pinned_sam_cli(tmp_path: Path) -> None:
+    from voicedev.sam_local import build_container
+
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    (site / "aws_lambda_builders-1.67.0.dist-info").mkdir(parents=True)
+    (tmp_path / "bin").mkdir()
+
+    assert build_container.lambda_builders_version(tmp_path / "bin" / "sam") == "1.67.0"
+    with pytest.raises(image.ImageError, match="make sam-cli"):
+        build_container.lambda_builders_version(tmp_path / "nowhere" / "bin" / "sam")

@@ -66,11 +66,12 @@ def test_the_root_file_system_is_the_essential_set_plus_python_for_the_lambda_ar
     cmd = image.mmdebstrap_command("arm64", tmp_path / "rootfs", "http://m.example/debian", tmp_path / "debs")
 
     # Then mmdebstrap builds Debian's essential set (sh, coreutils: what SAM's derived image runs)
-    # with python3.13 and the CA bundle, for Debian's name of the architecture
+    # with python3.13, the CA bundle and the C++ runtime awslambdaric's client needs, for Debian's
+    # name of the architecture
     assert cmd[0] == "mmdebstrap"
     assert "--variant=essential" in cmd
     assert "--architectures=arm64" in cmd
-    assert "--include=python3.13,ca-certificates" in cmd
+    assert "--include=python3.13,ca-certificates,libstdc++6" in cmd
     assert cmd[-3:] == ["trixie", str(tmp_path / "rootfs"), "http://m.example/debian"]
     # And dpkg leaves out the docs (not the licences), and the .debs are kept for the next build
     assert "--dpkgopt=path-exclude=/usr/share/doc/*" in cmd

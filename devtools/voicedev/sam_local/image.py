@@ -75,8 +75,11 @@ fi
 """
 
 DEB_ARCHES: Mapping[str, str] = {"x86_64": "amd64", "arm64": "arm64"}
-# What the runtime needs beyond Debian's essential set; python3.13 brings its full stdlib.
-PACKAGES = (f"python{PYTHON_VERSION}", "ca-certificates")
+# What the runtime needs beyond Debian's essential set: python3.13 (with its full stdlib), the CA
+# bundle, and the C++ runtime awslambdaric's native client links against (without it awslambdaric
+# falls back to no client at all and every invoke fails with "'NoneType' object has no attribute
+# 'next'").
+PACKAGES = (f"python{PYTHON_VERSION}", "ca-certificates", "libstdc++6")
 # dpkg never writes these (licences stay): nobody reads them in a function.
 DPKG_EXCLUDES = (
     "/usr/share/doc/*",
@@ -251,31 +254,41 @@ def build_stand_in(docker: Docker, arch: str, workdir: Path | None = None) -> No
         print(f"building the stand-in {image_name(arch)} from {mirror} ({DEBIAN_SUITE}) and PyPI", flush=True)
         _run_timed(mmdebstrap_command(arch, rootfs, mirror, cache))
         timed("mmdebstrap")
-        runtime = rootfs / "var" / "runtime"
-        runtime.mkdir(parents=True, exist_ok=True)
-        _pip_target(arch, runtime, [AWSLAMBDARIC])
+        add_runtime(rootfs, arch)
         timed("pip")
-        (runtime / "bootstrap").write_text(BOOTSTRAP, encoding="utf-8")
-        (runtime / "bootstrap").chmod(0o755)
-        (rootfs / "lambda-entrypoint.sh").write_text(ENTRYPOINT, encoding="utf-8")
-        (rootfs / "lambda-entrypoint.sh").chmod(0o755)
-        lang_bin = rootfs / "var" / "lang" / "bin"
-        lang_bin.mkdir(parents=True, exist_ok=True)
-        for name in (f"python{PYTHON_VERSION}", "python3", "python"):
-            (lang_bin / name).symlink_to(f"/usr/bin/python{PYTHON_VERSION}")
-        for directory in ("var/task", "opt"):
-            (rootfs / directory).mkdir(parents=True, exist_ok=True)
-        for relative in _PRUNE:
-            shutil.rmtree(rootfs / relative, ignore_errors=True)
-        changes = [f"ENV {name}={value}" for name, value in IMAGE_ENV.items()]
-        changes += [
-            "WORKDIR /var/task",
-            'ENTRYPOINT ["/lambda-entrypoint.sh"]',
-            f"LABEL {STAND_IN_LABEL}=debian-{DEBIAN_SUITE}-python{PYTHON_VERSION}",
-        ]
-        _import(docker, rootfs, arch, changes, image_name(arch))
+        import_rootfs(docker, rootfs, arch)
         timed("docker import")
     print(f"stand-in built in {time.monotonic() - started:.0f} s ({', '.join(timings)})", flush=True)
+
+
+def add_runtime(rootfs: Path, arch: str) -> None:
+    """What makes a Debian root file system the Lambda runtime's: awslambdaric, the bootstrap,
+    the entry point and the paths the real image has."""
+    runtime = rootfs / "var" / "runtime"
+    runtime.mkdir(parents=True, exist_ok=True)
+    _pip_target(arch, runtime, [AWSLAMBDARIC])
+    (runtime / "bootstrap").write_text(BOOTSTRAP, encoding="utf-8")
+    (runtime / "bootstrap").chmod(0o755)
+    (rootfs / "lambda-entrypoint.sh").write_text(ENTRYPOINT, encoding="utf-8")
+    (rootfs / "lambda-entrypoint.sh").chmod(0o755)
+    lang_bin = rootfs / "var" / "lang" / "bin"
+    lang_bin.mkdir(parents=True, exist_ok=True)
+    for name in (f"python{PYTHON_VERSION}", "python3", "python"):
+        (lang_bin / name).symlink_to(f"/usr/bin/python{PYTHON_VERSION}")
+    for directory in ("var/task", "opt"):
+        (rootfs / directory).mkdir(parents=True, exist_ok=True)
+    for relative in _PRUNE:
+        shutil.rmtree(rootfs / relative, ignore_errors=True)
+
+
+def import_rootfs(docker: Docker, rootfs: Path, arch: str) -> None:
+    changes = [f"ENV {name}={value}" for name, value in IMAGE_ENV.items()]
+    changes += [
+        "WORKDIR /var/task",
+        'ENTRYPOINT ["/lambda-entrypoint.sh"]',
+        f"LABEL {STAND_IN_LABEL}=debian-{DEBIAN_SUITE}-python{PYTHON_VERSION}",
+    ]
+    _import(docker, rootfs, arch, changes, image_name(arch))
 
 
 def _pip_target(arch: str, target: Path, requirements: Sequence[str]) -> None:

@@ -83,6 +83,21 @@ def test_the_root_file_system_is_the_essential_set_plus_python_for_the_lambda_ar
     )
 
 
+def test_the_foreign_stand_in_says_which_architecture_it_holds() -> None:
+    # When the arm64 stand-in's image config is written (docker load, not docker import)
+    config = image.image_config("arm64", "sha256:" + "0" * 64)
+
+    # Then Docker sees an arm64 image with the real image's entry point, workdir and env
+    assert config["architecture"] == "arm64"
+    assert config["os"] == "linux"
+    assert config["rootfs"] == {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}
+    settings: Any = config["config"]
+    assert settings["Entrypoint"] == ["/lambda-entrypoint.sh"]
+    assert settings["WorkingDir"] == "/var/task"
+    assert "LAMBDA_TASK_ROOT=/var/task" in settings["Env"]
+    assert image.STAND_IN_LABEL in settings["Labels"]
+
+
 def _binfmt(root: Path, flags: str | None, state: str = "enabled") -> Path:
     (root / "status").write_text("enabled\n")
     if flags is not None:

@@ -16,6 +16,8 @@ It is built once and kept (the tag is the cache); `--rebuild-image` builds it ag
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import re
@@ -288,7 +290,52 @@ def import_rootfs(docker: Docker, rootfs: Path, arch: str) -> None:
         'ENTRYPOINT ["/lambda-entrypoint.sh"]',
         f"LABEL {STAND_IN_LABEL}=debian-{DEBIAN_SUITE}-python{PYTHON_VERSION}",
     ]
-    _import(docker, rootfs, arch, changes, image_name(arch))
+    if arch == lambda_arch():
+        _import(docker, rootfs, arch, changes, image_name(arch))
+    else:
+        # `docker import --platform` is ignored by Debian's docker 20.10 (the image says amd64, and
+        # SAM's `docker build --platform linux/arm64` on it then fails): an image archive whose
+        # config names the architecture, loaded with `docker load`, says what it holds.
+        _load(docker, rootfs, arch, image_name(arch))
+
+
+def image_config(arch: str, diff_id: str) -> dict[str, object]:
+    """The image config (OCI/Docker image spec) of the stand-in: the real image's ENV, WORKDIR and
+    ENTRYPOINT, the stand-in label, and the architecture in Docker's (Debian's) naming."""
+    return {
+        "architecture": deb_arch(arch),
+        "os": "linux",
+        "config": {
+            "Env": [f"{name}={value}" for name, value in IMAGE_ENV.items()],
+            "WorkingDir": "/var/task",
+            "Entrypoint": ["/lambda-entrypoint.sh"],
+            "Labels": {STAND_IN_LABEL: f"debian-{DEBIAN_SUITE}-python{PYTHON_VERSION}"},
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }
+
+
+def _load(docker: Docker, rootfs: Path, arch: str, name: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="voice-lambda-archive-", dir=rootfs.parent) as tmp:
+        archive = Path(tmp)
+        layer = archive / "layer.tar"
+        _run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(layer), "."])
+        digest = hashlib.sha256()
+        with layer.open("rb") as data:
+            for block in iter(lambda: data.read(1 << 20), b""):
+                digest.update(block)
+        config = json.dumps(image_config(arch, f"sha256:{digest.hexdigest()}")).encode()
+        config_name = f"{hashlib.sha256(config).hexdigest()}.json"
+        (archive / config_name).write_bytes(config)
+        manifest = [{"Config": config_name, "RepoTags": [name], "Layers": ["layer.tar"]}]
+        (archive / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        tar = subprocess.Popen(["tar", "-C", str(archive), "-cf", "-", "."], stdout=subprocess.PIPE)
+        try:
+            _run([*docker.cli(), "load", "--quiet"], stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        finally:
+            if tar.stdout is not None:
+                tar.stdout.close()
+            tar.wait()
 
 
 def _pip_target(arch: str, target: Path, requirements: Sequence[str]) -> None:

@@ -247,3 +247,20 @@ def test_lambda_builders_in_the_build_image_matches_the_pinned_sam_cli(tmp_path:
     assert build_container.lambda_builders_version(tmp_path / "bin" / "sam") == "1.67.0"
     with pytest.raises(image.ImageError, match="make sam-cli"):
         build_container.lambda_builders_version(tmp_path / "nowhere" / "bin" / "sam")
+
+
+def test_under_emulation_only_the_built_templates_function_timeouts_grow() -> None:
+    from voicedev.sam_local.run import emulated_timeouts
+
+    built = (
+        "Globals:\n  Function:\n    Timeout: 10\n"
+        "Resources:\n  Q:\n    Properties:\n      VisibilityTimeout: 360\n"
+    )
+
+    # When the arm64 run on an x86_64 host adapts the built template
+    adapted = emulated_timeouts(built)
+
+    # Then functions get ten times their Timeout, and nothing else changes
+    assert "    Timeout: 100\n" in adapted
+    assert "VisibilityTimeout: 360" in adapted
+    assert adapted.replace("Timeout: 100", "Timeout: 10") == built

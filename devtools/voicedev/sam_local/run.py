@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -273,6 +274,19 @@ def sam_build(arch: str, build_dir: Path) -> None:
     finish_layer(build_dir / "CommonLayer" / "python", env)
 
 
+EMULATION_SLOWDOWN = 10
+_TIMEOUT_LINE = re.compile(r"^(?P<indent>\s+)Timeout: (?P<seconds>\d+)\s*$", re.MULTILINE)
+
+
+def emulated_timeouts(template: str, factor: int = EMULATION_SLOWDOWN) -> str:
+    """The built template with every function `Timeout` multiplied by `factor`: under qemu-user a
+    function's init and first invoke run about ten times slower than natively, and SAM enforces
+    the template's Timeout (10 s) on both. Only the built copy in .aws-sam changes."""
+    return _TIMEOUT_LINE.sub(
+        lambda m: f"{m.group('indent')}Timeout: {int(m.group('seconds')) * factor}", template
+    )
+
+
 def finish_layer(site: Path, env: dict[str, str]) -> None:
     """What `make build` does to the layer before it is deployed: trimmed (layer_trim) and compiled
     with python3.13. The containers then run the layer a stack would, and SAM, which rebuilds its
@@ -354,7 +368,9 @@ def provision(server: EmbeddedAws) -> LocalResources:
     return resources
 
 
-def check_events(sam: Sam, aws: Aws, cases: Sequence[sample_events.SampleCase], lambdas: Server) -> list[Row]:
+def check_events(
+    sam: Sam, aws: Aws, cases: Sequence[sample_events.SampleCase], lambdas: Server | None
+) -> list[Row]:
     """Every sample event, each on its own session, against its expected answer and effects."""
     flows = json.loads(FLOWS_FILE.read_text(encoding="utf-8"))
     rows: list[Row] = []
@@ -374,6 +390,8 @@ def check_events(sam: Sam, aws: Aws, cases: Sequence[sample_events.SampleCase], 
                 response = sam.invoke(expected.function, event_path)
             else:
                 if lambda_client is None:
+                    if lambdas is None:
+                        raise RunError("no sam local start-lambda for the events after the first")
                     lambdas.ready()
                     lambda_client = boto3.client(
                         "lambda",
@@ -496,6 +514,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             docker.remove_images("samcli/lambda-python")
             docker.remove_images("public.ecr.aws/lambda/python:*rapid*")
         sam_build(arch, build_dir)
+        if arch != lambda_arch():
+            built = build_dir / "template.yaml"
+            built.write_text(emulated_timeouts(built.read_text(encoding="utf-8")), encoding="utf-8")
+            print(f"  emulated {arch}: function timeouts x{EMULATION_SLOWDOWN} (built template)", flush=True)
         mark = phase("sam build", mark)
         gateway = docker.bridge_gateway()
         # Bound to the bridge address only: reachable from the containers and this host, not beyond.
@@ -508,15 +530,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Both servers start their warm containers while the first event runs through
         # `sam local invoke`. PublicBaseUrl: the handlers check each signature against the URL
         # the emulator called (SAM's events say `localhost` without the port).
-        if not args.skip_events:
-            servers.append(sam.start("start-lambda", log_dir / "start-lambda.log"))
+        cases = [c for c in sample_events.CASES if not args.events or c.name in args.events]
+        lambdas: Server | None = None
+        # The first event goes through `sam local invoke`; the warm server only for the others.
+        if not args.skip_events and len(cases) > 1:
+            lambdas = sam.start("start-lambda", log_dir / "start-lambda.log")
+            servers.append(lambdas)
         if not args.skip_api:
             port = free_port()
             api_url = f"http://{LOOPBACK}:{port}"
             servers.append(sam.start("start-api", log_dir / "start-api.log", port, PublicBaseUrl=api_url))
         if not args.skip_events:
-            cases = [c for c in sample_events.CASES if not args.events or c.name in args.events]
-            rows += check_events(sam, aws, cases, servers[0])
+            rows += check_events(sam, aws, cases, lambdas)
             mark = phase("events", mark)
         if not args.skip_api:
             rows += check_scenarios(servers[-1], args.scenarios)

@@ -117,7 +117,16 @@ build: $(SAM_DEPS) ## sam build (ARCH=arm64|x86_64; needs python3.13 on PATH or 
 	  echo "  or, with Docker: make build SAM_BUILD_FLAGS=--use-container    (see docs/deploy.md, docs/sam-local.md)" >&2; \
 	  exit 1; \
 	fi
-	env $(PY313_ENV) $(SAM) build --template template.yaml --parameter-overrides Architecture=$(ARCH) $(SAM_BUILD_FLAGS)
+	@# --use-container: in the real build image, else the offline stand-in, with the wheels served from this
+	@# host (voicedev/sam_local/build_container.py; docs/sam-local.md#sam-build-in-a-container).
+	@if [[ " $(SAM_BUILD_FLAGS) " == *" --use-container "* ]]; then \
+	  $(MAKE) --no-print-directory $(STAMP) && \
+	  echo "SAM=$(SAM) $(BIN)/python -m voicedev.sam_local.build_container --arch $(ARCH) $(SAM_BUILD_FLAGS)" && \
+	  SAM=$(SAM) $(BIN)/python -m voicedev.sam_local.build_container --arch $(ARCH) $(SAM_BUILD_FLAGS); \
+	else \
+	  echo "$(SAM) build --template template.yaml --parameter-overrides Architecture=$(ARCH) $(SAM_BUILD_FLAGS)" && \
+	  env $(PY313_ENV) $(SAM) build --template template.yaml --parameter-overrides Architecture=$(ARCH) $(SAM_BUILD_FLAGS); \
+	fi
 	@# What no function imports (twilio's REST client and its HTTP stack, botocore's models of the
 	@# AWS services never called) stays out of the layer: the lists are in the script.
 	$(PYTHON) devtools/voicedev/layer_trim.py .aws-sam/build/CommonLayer/python --report .aws-sam/layer-trim.json
@@ -132,7 +141,7 @@ build: $(SAM_DEPS) ## sam build (ARCH=arm64|x86_64; needs python3.13 on PATH or 
 # Docker (a private dockerd when none runs), the Lambda image (pulled, or the offline stand-in),
 # a moto endpoint on the Docker bridge: docs/sam-local.md. ARGS="--events fallback --skip-api".
 sam-local: $(STAMP) $(SAM_DEPS) ## Every sample event through sam local invoke, the emulator through sam local start-api
-	SAM=$(SAM) $(BIN)/python -m voicedev.sam_local $(ARGS)
+	SAM=$(SAM) $(BIN)/python -m voicedev.sam_local $(if $(SAM_LOCAL_ARCH),--arch $(SAM_LOCAL_ARCH)) $(ARGS)
 
 clean: ## Remove the virtual environment, caches and build output
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

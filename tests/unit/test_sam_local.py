@@ -4,6 +4,7 @@ AWS_ENDPOINT_URL before any request."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -56,6 +57,70 @@ def test_the_stand_in_carries_the_name_sam_looks_for() -> None:
     # The bootstrap starts the runtime interface client with the handler, layers on sys.path
     assert "-m awslambdaric" in image.BOOTSTRAP
     assert "/opt/python" in image.BOOTSTRAP
+
+
+def test_the_root_file_system_is_the_essential_set_plus_python_for_the_lambda_architecture(
+    tmp_path: Path,
+) -> None:
+    # When the arm64 stand-in's root file system is asked for
+    cmd = image.mmdebstrap_command("arm64", tmp_path / "rootfs", "http://m.example/debian", tmp_path / "debs")
+
+    # Then mmdebstrap builds Debian's essential set (sh, coreutils: what SAM's derived image runs)
+    # with python3.13, the CA bundle and the C++ runtime awslambdaric's client needs, for Debian's
+    # name of the architecture
+    assert cmd[0] == "mmdebstrap"
+    assert "--variant=essential" in cmd
+    assert "--architectures=arm64" in cmd
+    assert "--include=python3.13,ca-certificates,libstdc++6" in cmd
+    assert cmd[-3:] == ["trixie", str(tmp_path / "rootfs"), "http://m.example/debian"]
+    # And dpkg leaves out the docs (not the licences), and the .debs are kept for the next build
+    assert "--dpkgopt=path-exclude=/usr/share/doc/*" in cmd
+    assert "--dpkgopt=path-include=/usr/share/doc/*/copyright" in cmd
+    assert f"--setup-hook=sync-in {tmp_path / 'debs'} /var/cache/apt/archives" in cmd
+    assert f"--customize-hook=sync-out /var/cache/apt/archives {tmp_path / 'debs'}" in cmd
+    assert "--architectures=amd64" in image.mmdebstrap_command(
+        "x86_64", tmp_path, "http://m/debian", tmp_path
+    )
+
+
+def test_the_foreign_stand_in_says_which_architecture_it_holds() -> None:
+    # When the arm64 stand-in's image config is written (docker load, not docker import)
+    config = image.image_config("arm64", "sha256:" + "0" * 64)
+
+    # Then Docker sees an arm64 image with the real image's entry point, workdir and env
+    assert config["architecture"] == "arm64"
+    assert config["os"] == "linux"
+    assert config["rootfs"] == {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}
+    settings: Any = config["config"]
+    assert settings["Entrypoint"] == ["/lambda-entrypoint.sh"]
+    assert settings["WorkingDir"] == "/var/task"
+    assert "LAMBDA_TASK_ROOT=/var/task" in settings["Env"]
+    assert image.STAND_IN_LABEL in settings["Labels"]
+
+
+def _binfmt(root: Path, flags: str | None, state: str = "enabled") -> Path:
+    (root / "status").write_text("enabled\n")
+    if flags is not None:
+        (root / "qemu-aarch64").write_text(
+            f"{state}\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: {flags}\noffset 0\n"
+        )
+    return root
+
+
+def test_a_foreign_architecture_needs_qemu_registered_with_the_fix_binary_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(image.platform, "machine", lambda: "x86_64")
+
+    # The host's own architecture needs nothing
+    assert image.emulation_problem("x86_64", tmp_path / "absent") is None
+    # binfmt_misc not mounted, qemu not registered, disabled, or without F: each says why
+    assert "not mounted" in str(image.emulation_problem("arm64", tmp_path / "absent"))
+    assert "qemu-user-static" in str(image.emulation_problem("arm64", _binfmt(tmp_path, None)))
+    assert "disabled" in str(image.emulation_problem("arm64", _binfmt(tmp_path, "PF", "disabled")))
+    assert "lacks the F flag" in str(image.emulation_problem("arm64", _binfmt(tmp_path, "P")))
+    # Registered with F (Debian's qemu-user-static): containers can run arm64 binaries
+    assert image.emulation_problem("arm64", _binfmt(tmp_path, "PF")) is None
 
 
 def _expected(**answer: Any) -> sample_expectations.Expected:
@@ -145,3 +210,57 @@ def test_clients_accept_a_bridge_endpoint(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
     assert aws_clients.sqs().meta.endpoint_url == "http://172.31.250.1:5005"
+
+
+def test_the_build_container_gets_the_wheels_from_this_host_only(tmp_path: Path) -> None:
+    from voicedev.sam_local import build_container
+
+    # When `make build SAM_BUILD_FLAGS="--use-container --debug"` asks for the arm64 build
+    cmd = build_container.sam_build_command(
+        "arm64", "http://172.31.250.1:4000/", "172.31.250.1", ["--use-container", "--debug"], tmp_path / "sam"
+    )
+
+    # Then SAM builds in the image it names for arm64 (samcli LambdaBuildContainer), never pulled
+    assert build_container.build_image_name("arm64") == "public.ecr.aws/sam/build-python3.13:latest-arm64"
+    assert cmd[:2] == [str(tmp_path / "sam"), "build"]
+    assert cmd.count("--use-container") == 1
+    assert "--skip-pull-image" in cmd
+    assert cmd[cmd.index("--build-image") + 1] == "public.ecr.aws/sam/build-python3.13:latest-arm64"
+    # And pip in the container uses the served wheelhouse and no index
+    env_vars = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--container-env-var"]
+    assert env_vars == [
+        "PIP_NO_INDEX=1",
+        "PIP_FIND_LINKS=http://172.31.250.1:4000/",
+        "PIP_TRUSTED_HOST=172.31.250.1",
+    ]
+    assert cmd[cmd.index("--parameter-overrides") + 1] == "Architecture=arm64"
+    assert cmd[-1] == "--debug"
+
+
+def test_lambda_builders_in_the_build_image_matches_the_pinned_sam_cli(tmp_path: Path) -> None:
+    from voicedev.sam_local import build_container
+
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    (site / "aws_lambda_builders-1.67.0.dist-info").mkdir(parents=True)
+    (tmp_path / "bin").mkdir()
+
+    assert build_container.lambda_builders_version(tmp_path / "bin" / "sam") == "1.67.0"
+    with pytest.raises(image.ImageError, match="make sam-cli"):
+        build_container.lambda_builders_version(tmp_path / "nowhere" / "bin" / "sam")
+
+
+def test_under_emulation_only_the_built_templates_function_timeouts_grow() -> None:
+    from voicedev.sam_local.run import emulated_timeouts
+
+    built = (
+        "Globals:\n  Function:\n    Timeout: 10\n"
+        "Resources:\n  Q:\n    Properties:\n      VisibilityTimeout: 360\n"
+    )
+
+    # When the arm64 run on an x86_64 host adapts the built template
+    adapted = emulated_timeouts(built)
+
+    # Then functions get ten times their Timeout, and nothing else changes
+    assert "    Timeout: 100\n" in adapted
+    assert "VisibilityTimeout: 360" in adapted
+    assert adapted.replace("Timeout: 100", "Timeout: 10") == built

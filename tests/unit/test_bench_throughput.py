@@ -17,7 +17,7 @@ from voicedev.bench.throughput import (
     to_json,
 )
 from voicedev.emulator.engine import CallResult, RecordingMade, StatusEventSent
-from voicedev.emulator.scenarios import get
+from voicedev.emulator.scenarios import SCENARIOS, get
 
 
 def call(session: str, statuses: int, recordings: list[tuple[str, str, tuple[str, ...]]]) -> CallResult:
@@ -62,6 +62,17 @@ def test_what_must_be_stored_is_every_session_every_status_event_and_each_comple
     assert sessions == {"s1", "s2"}
     assert events == {("s1", 1), ("s1", 2), ("s1", 3), ("s1", 4), ("s2", 1), ("s2", 2)}
     assert recordings == {"RE1"}
+
+
+def test_an_outbound_call_with_call_progress_events_has_its_own_session_too() -> None:
+    # Given an outbound call whose call-progress events were sent (they come before its TwiML)
+    outbound = call("CA" + "0" * 32 + "-0000000000000001", 1, [])
+    outbound.scenario = next(s for s in SCENARIOS if s.direction != "inbound")
+    outbound.call_events.append(StatusEventSent(outbound.call_sid, 0, "initiated", ()))
+
+    # When the expected items are listed, Then the call's own session `<CallSid>` is one of them
+    sessions, _, _ = expected([outbound])
+    assert sessions == {outbound.call_sid + "-0000000000000001", outbound.call_sid}
 
 
 def test_everything_stored_once_is_a_clean_ledger() -> None:

@@ -60,6 +60,10 @@ def expected(results: Sequence[CallResult]) -> tuple[set[str], set[tuple[str, in
     recordings: set[str] = set()
     for result in results:
         sessions.update(result.session_ids)
+        # An outbound call's call-progress events come before its TwiML, so before any connect
+        # session: they start the call's own session, `<CallSid>` (docs/data-model.md).
+        if result.call_events and result.scenario.direction != "inbound":
+            sessions.add(result.call_sid)
         for event in result.status_events:
             if event.session_id:
                 events.add((event.session_id, event.sequence_number))

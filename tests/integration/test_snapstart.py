@@ -290,3 +290,62 @@ def test_an_on_demand_cold_start_of_relay_message_reads_its_config_not_the_token
     # Then its init phase read the flow configuration, and nothing from Secrets Manager
     assert ("ssm", "GetParameter") in aws_calls
     assert not [call for call in aws_calls if call[0] == "secretsmanager"]
+
+
+_PRELOAD_PROBE = """
+import importlib.util, json, sys, types
+hooks = types.ModuleType("snapshot_restore_py")
+hooks.register_before_snapshot = hooks.register_after_restore = lambda hook: None
+sys.modules["snapshot_restore_py"] = hooks
+spec = importlib.util.spec_from_file_location("app", sys.argv[1])
+app = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(app)
+watched = json.loads(sys.argv[2])
+at_init = [name for name in watched if name in sys.modules]
+from voice_webhooks.runtime import snapstart
+snapstart.before_snapshot()
+print(json.dumps({"at_init": at_init, "in_snapshot": [name for name in watched if name in sys.modules]}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("function", "modules"),
+    [
+        ("relay_connect", ["voice_webhooks.relay.handshake", "voice_webhooks.edge.auth_tokens"]),
+        ("relay_message", ["voice_webhooks.relay.conversation", "voice_webhooks.relay.frames"]),
+    ],
+)
+def test_a_relay_snapshot_holds_the_modules_its_first_request_imports(
+    function: str, modules: list[str]
+) -> None:
+    import json
+    import os
+    import subprocess
+
+    from tests.conftest import EXAMPLE_FLOWS, ROOT
+    from tests.unit.test_layer_trim import _FUNCTIONS, deployed_environment
+
+    # Given the function's deployed environment in a fresh interpreter (AWS only on a closed
+    # loopback port: the snapshot's reads fail fast and are skipped, as a hook allows)
+    [cold_function] = [f for f in _FUNCTIONS if f.name == function]
+    env = {
+        **deployed_environment(cold_function),
+        "FLOW_CONFIG": str(EXAMPLE_FLOWS),
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+    }
+    app = ROOT / "functions" / function / "app.py"
+    # When the module is loaded (an on-demand init imports only what every request needs) and the
+    # before-snapshot hook runs
+    completed = subprocess.run(  # noqa: S603 - this interpreter, our own probe
+        [sys.executable, "-c", _PRELOAD_PROBE, str(app), json.dumps(modules)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    # Then the route's own modules were not imported at init, and are in the snapshot
+    assert result == {"at_init": [], "in_snapshot": modules}

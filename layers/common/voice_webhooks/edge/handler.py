@@ -129,13 +129,16 @@ def websocket_handler(
     *,
     verifies_signatures: bool = False,
     posts: bool = False,
+    preload: Callable[[], None] | None = None,
 ) -> Handler:
     """`lambda_handler` for an API Gateway WebSocket route (the relay agent): the same stack, the
     request id as correlation id, the function's settings checked now and handed to `handle`.
 
     SnapStart's hooks and the init-phase reads as for the webhooks (runtime/snapstart.py), with the
     relay's own clients: its storage client, and where the route `posts` the `@connections` one.
-    Only the route that `verifies_signatures` ($connect) reads the auth token."""
+    Only the route that `verifies_signatures` ($connect) reads the auth token. `preload` imports
+    what the route imports on its first request: before a snapshot only, so that a restored
+    function does not pay it (an on-demand cold start of another route never does)."""
     from voice_webhooks.relay import connections
     from voice_webhooks.runtime import snapstart
     from voice_webhooks.storage import relay_store
@@ -144,6 +147,8 @@ def websocket_handler(
     warm: list[snapstart.WarmStep] = [("relay storage", relay_store.warm_client)]
     if posts:
         warm.append(("relay @connections", connections.warm_client))
+    if preload is not None:
+        warm.append(("route modules", preload))
     snapstart.register(auth_token=verifies_signatures, warm=warm)
     snapstart.prefetch(auth_token=verifies_signatures)
 

@@ -76,6 +76,19 @@ def _store(table_name: str) -> RelayStore:
 # cold start must not build the flow, frame and signature machinery of the other two.
 
 
+def preload_connect() -> None:
+    """Before a SnapStart snapshot: the modules `handle_connect` imports on its first request."""
+    import voice_webhooks.edge.auth_tokens
+    import voice_webhooks.relay.handshake  # noqa: F401
+
+
+def preload_message() -> None:
+    """Before a SnapStart snapshot: the modules `handle_message` imports on its first request."""
+    import voice_webhooks.flows.loader
+    import voice_webhooks.relay.conversation
+    import voice_webhooks.relay.frames  # noqa: F401
+
+
 def handle_connect(event: dict[str, Any], settings: RelayConnectSettings) -> Answer:
     from voice_webhooks.edge.auth_tokens import load_auth_tokens
     from voice_webhooks.relay.handshake import (

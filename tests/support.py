@@ -31,3 +31,21 @@ def emitted_metrics(stdout: str) -> dict[str, float]:
                     values if isinstance(values, list) else [values]
                 )
     return totals
+
+
+def deployed_environment(logical_id: str) -> dict[str, str]:
+    """A function's variables as CloudFormation resolves them from template.yaml (what its
+    settings model checks at import), resources named as a stack names them, and the two
+    parameters without a default given values."""
+    from voicedev.bench.environment import function_environment
+    from voicedev.bench.warm import stack_resources
+    from voicedev.template_resources import load_template
+    from voicedev.twilio_signing import DEV_ACCOUNT_SID
+
+    template = load_template()
+    env = function_environment(template, stack_resources(template), logical_id)
+    # AuthTokenSecretArn and AllowedAccountSids have no default: function_environment leaves
+    # their variables out, as a deployment must give them.
+    env.setdefault("TWILIO_AUTH_TOKEN_SECRET", "arn:aws:secretsmanager:us-east-1:123456789012:secret:AbCdEf")
+    env.setdefault("ALLOWED_ACCOUNT_SIDS", DEV_ACCOUNT_SID)
+    return env

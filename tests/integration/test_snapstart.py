@@ -309,27 +309,34 @@ print(json.dumps({"at_init": at_init, "in_snapshot": [name for name in watched i
 
 
 @pytest.mark.parametrize(
-    ("function", "modules"),
+    ("function", "logical_id", "modules"),
     [
-        ("relay_connect", ["voice_webhooks.relay.handshake", "voice_webhooks.edge.auth_tokens"]),
-        ("relay_message", ["voice_webhooks.relay.conversation", "voice_webhooks.relay.frames"]),
+        (
+            "relay_connect",
+            "RelayConnectFunction",
+            ["voice_webhooks.relay.handshake", "voice_webhooks.edge.auth_tokens"],
+        ),
+        (
+            "relay_message",
+            "RelayMessageFunction",
+            ["voice_webhooks.relay.conversation", "voice_webhooks.relay.frames"],
+        ),
     ],
 )
 def test_a_relay_snapshot_holds_the_modules_its_first_request_imports(
-    function: str, modules: list[str]
+    function: str, logical_id: str, modules: list[str]
 ) -> None:
     import json
     import os
     import subprocess
 
     from tests.conftest import EXAMPLE_FLOWS, ROOT
-    from tests.unit.test_layer_trim import _FUNCTIONS, deployed_environment
+    from tests.support import deployed_environment
 
     # Given the function's deployed environment in a fresh interpreter (AWS only on a closed
     # loopback port: the snapshot's reads fail fast and are skipped, as a hook allows)
-    [cold_function] = [f for f in _FUNCTIONS if f.name == function]
     env = {
-        **deployed_environment(cold_function),
+        **deployed_environment(logical_id),
         "FLOW_CONFIG": str(EXAMPLE_FLOWS),
         "PATH": os.environ.get("PATH", ""),
         "AWS_DEFAULT_REGION": "us-east-1",

@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 from voicedev import layer_trim
 from voicedev.bench import cold, size
-from voicedev.bench.environment import function_environment
-from voicedev.bench.warm import stack_resources
 from voicedev.template_resources import PROJECT_ROOT, load_template, resources_of_type
-from voicedev.twilio_signing import DEV_ACCOUNT_SID
+
+from tests.support import deployed_environment
 
 LAYER_SOURCE = PROJECT_ROOT / "layers" / "common"
 
@@ -230,19 +229,6 @@ def test_the_import_check_covers_every_function() -> None:
     assert set(code) == {path.parent.name for path in (PROJECT_ROOT / "functions").glob("*/app.py")}
 
 
-def deployed_environment(function: cold.ColdFunction) -> dict[str, str]:
-    """The function's variables as CloudFormation resolves them from template.yaml (what its
-    settings model checks at import), resources named as a stack names them, and the two
-    parameters without a default given values."""
-    template = load_template()
-    env = function_environment(template, stack_resources(template), function.logical_id)
-    # AuthTokenSecretArn and AllowedAccountSids have no default: function_environment leaves
-    # their variables out, as a deployment must give them.
-    env.setdefault("TWILIO_AUTH_TOKEN_SECRET", "arn:aws:secretsmanager:us-east-1:123456789012:secret:AbCdEf")
-    env.setdefault("ALLOWED_ACCOUNT_SIDS", DEV_ACCOUNT_SID)
-    return env
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("function", list(_FUNCTIONS), ids=lambda f: f.name)
@@ -252,7 +238,7 @@ def test_every_function_imports_from_the_trimmed_layer_alone(
     # Given only the trimmed layer on the path (no site-packages), with tracing active as deployed,
     # and the function's environment from the template (its settings are checked at import)
     env = {
-        **deployed_environment(function),
+        **deployed_environment(function.logical_id),
         "PATH": os.environ.get("PATH", ""),
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",

@@ -198,21 +198,9 @@ def log_output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     return buffer
 
 
-# Adapted to the merged edge and data model at the end of the wave, and not yet green there
-# (issue 11 stays open; the closing note says what is left). Skipped by name, so that
-# nothing else is: remove an entry when its module passes. RUN_NOT_YET_MERGED=1 runs them anyway.
-NOT_YET_MERGED = {
-    # Issue 11: through the local mode the interrupt's own invocation (dispatch, then the marker
-    # write, 10-15 ms on moto) can outlast the scripted agent's next token (~8 ms apart): measured
-    # 21 of 25 runs within 1 token, 4 at 2 tokens. The emulator's bound stays 1.
-    "tests/e2e/test_relay_scenarios.py::test_each_relay_scenario_runs_over_the_local_websocket_and_stores"
-    "_each_turn_once[relay-interrupt]": (
-        "issue 11: in local mode the interrupt sometimes stops the reply 2 tokens late"
-    ),
-    "tests/e2e/test_relay_scenarios.py::test_an_interrupted_reply_is_stored_as_heard": (
-        "issue 11: in local mode the interrupt sometimes stops the reply 2 tokens late"
-    ),
-}
+# Tests adapted to a change and not yet green on it are skipped by name here, so that nothing else
+# is: remove an entry when its test passes (none today). RUN_NOT_YET_MERGED=1 runs them anyway.
+NOT_YET_MERGED: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

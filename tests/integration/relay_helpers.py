@@ -30,6 +30,19 @@ RELAY_FLOWS = Path(__file__).parent / "fixtures" / "relay-flows.json"
 _DESERIALIZER = TypeDeserializer()
 
 
+def unpaced_flows(directory: Path) -> Path:
+    """RELAY_FLOWS with the scripted agent posting its words as fast as it can (tokenIntervalMs 0):
+    for the tests that replay a conversation many times and are not about its pace."""
+    document = json.loads(RELAY_FLOWS.read_text(encoding="utf-8"))
+    for flow in document["flows"].values():
+        agent = flow.get("agent") or {}
+        if agent.get("kind") == "scripted":
+            agent["tokenIntervalMs"] = 0
+    path = directory / "relay-flows-unpaced.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
 def create_events_table(client: Any) -> str:
     """EventsTable exactly as template.yaml declares it."""
     return str(template_resources.create_table(client))
@@ -130,4 +143,12 @@ def relay(aws: AwsResources, invoke: Any, monkeypatch: pytest.MonkeyPatch) -> It
     return harness
 
 
-__all__ = ["SAMPLE_CALL_SID", "SAMPLE_SESSION_ID", "Recorder", "Relay", "create_events_table", "relay"]
+__all__ = [
+    "SAMPLE_CALL_SID",
+    "SAMPLE_SESSION_ID",
+    "Recorder",
+    "Relay",
+    "create_events_table",
+    "relay",
+    "unpaced_flows",
+]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +247,44 @@ def test_interrupt_from_another_invocation_stops_the_reply_within_one_token(rela
     assert reply["StoppedByInterrupt"] is True
     assert reply["Text"] == relay.recorder.spoken()
     assert ("caller", "interrupt") in kinds(relay)
+
+
+def test_an_interrupt_handled_while_the_reply_streams_stops_it_within_one_token(relay: Relay) -> None:
+    # Given a reply streaming in one invocation at the scripted agent's default pace
+    relay.open()
+    two_posted = threading.Event()
+    relay.recorder.on_post = lambda count, frame: two_posted.set() if count >= 2 else None
+    replying = threading.Thread(target=relay.send, args=(prompt_frame("What are your hours?"),))
+    replying.start()
+    assert two_posted.wait(10)
+
+    # When Twilio's interrupt arrives meanwhile, in another invocation (API Gateway runs them at once)
+    posted_before = len(relay.recorder.frames("text"))
+    assert relay.send(interrupt_frame("We are "))["statusCode"] == 200
+    replying.join(10)
+
+    # Then at most one token left after the interrupt did, and the rest of the answer never did
+    assert not replying.is_alive()
+    tokens = relay.recorder.frames("text")
+    assert len(tokens) - posted_before <= 1, [frame["token"] for frame in tokens]
+    assert len(tokens) < len(HOURS.split())
+    reply = next(turn for turn in relay.turns() if turn["Kind"] == "reply")
+    assert reply["StoppedByInterrupt"] is True and reply["Heard"] == "We are "
+    assert reply["Text"] == relay.recorder.spoken()
+
+
+def test_a_scripted_agent_without_a_pace_sends_the_whole_answer_at_once(relay: Relay, tmp_path: Path) -> None:
+    # Given the agent configured with tokenIntervalMs 0
+    relay.aws.env(FLOW_CONFIG=str(relay_helpers.unpaced_flows(tmp_path)))
+    relay.open()
+
+    # When the caller asks
+    relay.send(prompt_frame("What are your hours?"))
+
+    # Then every word was posted, the last one marked last
+    tokens = relay.recorder.frames("text")
+    assert "".join(frame["token"] for frame in tokens).strip() == HOURS
+    assert [frame.get("last", False) for frame in tokens] == [False] * (len(tokens) - 1) + [True]
 
 
 def test_interrupt_after_the_reply_was_sent_marks_what_was_heard(relay: Relay) -> None:

@@ -11,6 +11,7 @@ goes on), and what is stored is a subset of the clean run's turns, each at most 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,7 +75,11 @@ def turns(relay: Relay, tap: Tap) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def clean(relay: Relay, monkeypatch: pytest.MonkeyPatch) -> tuple[Relay, Tap, list[dict[str, Any]]]:
+def clean(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[Relay, Tap, list[dict[str, Any]]]:
+    # Played once per fault point (about a hundred times): the agent's pace would only add waiting.
+    relay.aws.env(FLOW_CONFIG=str(relay_helpers.unpaced_flows(tmp_path)))
     tap = Tap()
     tap.install(monkeypatch)
     statuses = play(relay)

@@ -32,6 +32,12 @@ DEFAULT_RECONNECT_ERROR_CODES = ("39001", "64105")
 # Reconnects a flow served by this stack's agent gets unless it says otherwise; a flow with its
 # own `url` gets none (its server may not resume a conversation).
 DEFAULT_MAX_ATTEMPTS = 2
+# A scripted answer has no generation time: without a pace its words would leave as fast as the
+# stack posts them (about 5 ms apart), faster than an `interrupt` can reach the reply (its own
+# invocation, then the marker write: 10-30 ms), so an interrupted answer ran on for two or three
+# words. 50 ms is a fast model's stream (20 chunks a second), still far ahead of speech
+# (decision 0017).
+DEFAULT_TOKEN_INTERVAL_MS = 50
 
 
 class Intent(DocumentModel):
@@ -64,6 +70,14 @@ class ScriptedAgent(DocumentModel):
         default_factory=list, description="Tried in order; the first match answers."
     )
     fallback: NonEmpty = Field(DEFAULT_FALLBACK, description="Said when no intent matches.")
+    token_interval_ms: int = Field(
+        DEFAULT_TOKEN_INTERVAL_MS,
+        strict=True,
+        ge=0,
+        le=1000,
+        description="Least time between two words of an answer, as a model streams (0: as fast as "
+        "they can be posted; an interrupt then stops the answer a few words late).",
+    )
 
 
 class BedrockAgent(DocumentModel):

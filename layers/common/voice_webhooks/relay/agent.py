@@ -3,8 +3,10 @@
 An agent is any object with `respond(context, turn) -> Iterator[Action]`. The relay posts each
 action to Twilio as soon as the iterator yields it (a `TextToken` is one `text` frame), checks for
 an interruption before each post, and stops iterating when the caller interrupted or hung up:
-so an agent yields as it produces, and must not buffer a whole reply. docs/relay-agent.md has a
-worked example of writing one."""
+so an agent yields as it produces, and must not buffer a whole reply. An agent with no generation
+time of its own (the scripted one) sets `token_interval` (seconds) and the relay paces its posts,
+so that an interrupt can reach the reply between two of them (decision 0017). docs/relay-agent.md
+has a worked example of writing one."""
 
 from __future__ import annotations
 
@@ -145,6 +147,9 @@ class ScriptedResponder:
 
     def __init__(self, config: ScriptedAgent) -> None:
         self.config = config
+        # Read by the reply loop (relay/conversation.py), which paces the posts rather than this
+        # iterator sleeping: the words it skips after an interrupt must not wait.
+        self.token_interval = config.token_interval_ms / 1000
         self._patterns = [
             [re.compile(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)") for keyword in intent.keywords]
             for intent in config.intents

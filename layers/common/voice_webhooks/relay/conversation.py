@@ -9,6 +9,7 @@ invocation stops it within one token; the interrupt also writes what the caller 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -210,7 +211,12 @@ class Conversation:
         spoken: list[str] = []
         end: End | None = None
         interrupted = gone = False
-        actions = self._agent().respond(context, turn)
+        agent = self._agent()
+        actions = agent.respond(context, turn)
+        # An agent may ask for a least time between its words (the scripted one does: it has no
+        # generation time). The wait comes before the marker read, so the read is fresh.
+        pace = float(getattr(agent, "token_interval", 0.0) or 0.0)
+        posted_at: float | None = None
         skipped = 0
         try:
             for action in actions:
@@ -225,11 +231,16 @@ class Conversation:
                     if skipped > MAX_ACTIONS_AFTER_INTERRUPT:
                         break
                     continue
+                if pace and posted_at is not None and isinstance(action, TextToken):
+                    wait = pace - (time.monotonic() - posted_at)
+                    if wait > 0:
+                        time.sleep(wait)
                 if self._interrupted(allocation.seq):
                     interrupted = True
                     continue
                 self.poster.post(self.connection.connection_id, to_frame(action).to_json())
                 if isinstance(action, TextToken):
+                    posted_at = time.monotonic()
                     spoken.append(action.token)
                     count(RelayMetric.TOKENS_SENT)
             if end is not None:

@@ -29,14 +29,15 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote
 
 from voicedev.local_aws import ACCOUNT_ID
 from voicedev.local_settings import HOST, REGION
+from voicedev.loopback_server import LoopbackServer
 from voicedev.template_resources import PROJECT_ROOT, http_api_routes, load_template, resources_of_type
 
 # API Gateway's payload limit for HTTP APIs.
@@ -366,6 +367,24 @@ def _note(response: OutgoingResponse, spec: FunctionSpec | None, milliseconds: f
     return "; ".join(notes)
 
 
+@dataclass
+class _Listener(LoopbackServer):
+    """The local API's HTTP server; its requests go to `api`."""
+
+    server_name: ClassVar[str] = "local-api"
+    port_hint: ClassVar[str] = "set LOCAL_API_PORT to a free port"
+    port: int
+    api: LocalApi
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        api = self.api
+
+        class Handler(_RequestHandler):
+            local_api = api
+
+        return Handler
+
+
 class LocalApi:
     """The HTTP server. `start()` binds (port 0 picks a free port) and serves in a thread."""
 
@@ -377,62 +396,31 @@ class LocalApi:
         loader: FunctionLoader | None = None,
     ) -> None:
         self.routes = routes
-        self.requested_port = port
         self.on_request = on_request
         self.loader = loader or FunctionLoader()
         self._by_path: dict[str, list[ApiRoute]] = {}
         for route in routes:
             self._by_path.setdefault(route.path, []).append(route)
         self._invoke_lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._listener = _Listener(port=port, api=self)
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the local API is not running")
-        return int(self._server.server_address[1])
+        return self._listener.bound_port
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return self._listener.origin
 
     def bind(self) -> None:
         """Take the port (so its URL is known) without serving yet."""
-        if self._server is not None:
-            return
-        api = self
-
-        class Handler(_RequestHandler):
-            local_api = api
-
-        try:
-            server = ThreadingHTTPServer((HOST, self.requested_port), Handler)
-        except OSError as exc:
-            raise OSError(
-                f"port {self.requested_port} on {HOST} is in use ({exc.strerror}); "
-                "set LOCAL_API_PORT to a free port"
-            ) from exc
-        server.daemon_threads = True
-        self._server = server
+        self._listener.bind()
 
     def start(self) -> None:
-        self.bind()
-        assert self._server is not None
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="local-api", daemon=True
-        )
-        self._thread.start()
+        self._listener.start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            if self._thread is not None:
-                self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._listener.stop()
 
     def try_load(self, route: ApiRoute) -> str | None:
         """Load a route's handler now; None when ready, else why not (shown at start)."""

@@ -1,5 +1,5 @@
-"""A small HTTP server on 127.0.0.1 in a daemon thread: the lifecycle the local mode's fakes of
-Twilio share (`FakeMediaHost`, `FakeTwilioApi`). Port 0 picks a free port; `origin` says which."""
+"""A small HTTP server on 127.0.0.1 in a daemon thread: the lifecycle the local mode's servers
+share (its API, `FakeMediaHost`, `FakeTwilioApi`). Port 0 picks a free port; `origin` says which."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ class LoopbackServer:
 
     server_name: ClassVar[str] = "loopback-server"
     """The thread's name, and what `origin` names when the server is not running."""
+    port_hint: ClassVar[str] = "choose a free port"
+    """What to do when the port is taken (named in the error)."""
     port: int
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -23,19 +25,36 @@ class LoopbackServer:
         """The request handler, bound to this instance."""
         raise NotImplementedError
 
+    def bind(self) -> Self:
+        """Take the port (so `origin` is known) without serving yet; `start` serves."""
+        if self._server is None:
+            try:
+                server = ThreadingHTTPServer((HOST, self.port), self.handler_class())
+            except OSError as exc:
+                raise OSError(
+                    f"port {self.port} on {HOST} is in use ({exc.strerror}); {self.port_hint}"
+                ) from exc
+            server.daemon_threads = True
+            self._server = server
+        return self
+
     def start(self) -> Self:
-        server = ThreadingHTTPServer((HOST, self.port), self.handler_class())
-        server.daemon_threads = True
-        self._server = server
+        self.bind()
+        assert self._server is not None
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=self.server_name, daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=self.server_name,
+            daemon=True,
         )
         self._thread.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
+            if self._thread is not None:
+                # Only a serving server can be shut down: shutdown() waits for serve_forever to end.
+                self._server.shutdown()
             self._server.server_close()
             self._server = None
         if self._thread is not None:
@@ -51,6 +70,11 @@ class LoopbackServer:
     @property
     def origin(self) -> str:
         """`http://127.0.0.1:<port>`."""
+        return f"http://{HOST}:{self.bound_port}"
+
+    @property
+    def bound_port(self) -> int:
+        """The port taken (the one chosen when `port` is 0)."""
         if self._server is None:
             raise RuntimeError(f"the {self.server_name.replace('-', ' ')} is not running")
-        return f"http://{HOST}:{self._server.server_address[1]}"
+        return int(self._server.server_address[1])

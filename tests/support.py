@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 Calls = list[tuple[str, str]]
@@ -49,3 +49,16 @@ def deployed_environment(logical_id: str) -> dict[str, str]:
     env.setdefault("TWILIO_AUTH_TOKEN_SECRET", "arn:aws:secretsmanager:us-east-1:123456789012:secret:AbCdEf")
     env.setdefault("ALLOWED_ACCOUNT_SIDS", DEV_ACCOUNT_SID)
     return env
+
+
+class ConverseStream(dict[str, Any]):
+    """A ConverseStream event stream for botocore's Stubber: validated as an (empty) structure when
+    the response is added, then iterated as the events the real EventStream yields."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.events = events
+        self.armed = False
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.events if self.armed else ())

@@ -117,6 +117,39 @@ def test_reconnected_attempt_resumes_the_conversation(relay: Relay) -> None:
     assert relay.recorder.frames("end")
 
 
+def test_an_agent_reads_the_history_of_every_attempt_as_far_back_as_it_asks(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collections.abc import Iterator
+
+    from voice_webhooks.relay import conversation
+    from voice_webhooks.relay.agent import CallerTurn, SessionContext, TextToken
+
+    # Given an agent that reads its last 3 turns and its whole history, after a reconnect
+    seen: list[tuple[list[tuple[str, str]], list[tuple[str, str]]]] = []
+
+    class Reader:
+        def respond(self, context: SessionContext, turn: CallerTurn) -> Iterator[TextToken]:
+            recent = [(past.kind, past.text) for past in context.recent_history(3)]
+            every = [(past.kind, past.text) for past in context.history]
+            seen.append((recent, every))
+            yield TextToken("Noted.", last=True)
+
+    monkeypatch.setattr(conversation, "agent_for", lambda config: Reader())
+    relay.open("conn-1", attempt=1)
+    relay.send(prompt_frame("hours"), "conn-1")
+    action(relay, None, **DROPPED)
+    relay.open("conn-2", attempt=2)
+
+    # When the caller speaks on attempt 2
+    relay.send(prompt_frame("and on Sunday?"), "conn-2")
+
+    # Then the agent saw attempt 1's turns before attempt 2's, oldest first, and not the current one
+    recent, every = seen[-1]
+    assert recent == [("prompt", "hours"), ("reply", "Noted."), ("setup", "")]
+    assert every == [("setup", ""), ("prompt", "hours"), ("reply", "Noted."), ("setup", "")]
+
+
 def test_connect_points_a_relay_flow_without_url_at_the_stack(relay: Relay) -> None:
     # Given the called number's flow is a relay flow without url
     event = http_api_event(

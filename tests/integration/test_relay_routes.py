@@ -21,7 +21,7 @@ from voicedev.twilio_signing import sign
 
 from tests.integration import relay_helpers
 from tests.integration.relay_helpers import SAMPLE_SESSION_ID, Relay
-from tests.support import emitted_metrics
+from tests.support import ConverseStream, emitted_metrics
 
 relay = relay_helpers.relay  # the fixture
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "relay"
@@ -438,13 +438,11 @@ def test_bedrock_flow_streams_the_models_deltas_as_tokens(
     from botocore.stub import ANY, Stubber
     from voice_webhooks.relay import bedrock
 
-    from tests.unit.test_relay_agent import _Stream
-
     # Given a session whose flow's agent is Bedrock, and the model's streamed answer
     relay.put_session(flow="bedrock")
     client = boto3.client("bedrock-runtime", region_name="us-east-1")
     monkeypatch.setattr(bedrock, "bedrock_client", lambda: client)
-    stream = _Stream(
+    stream = ConverseStream(
         [
             {"contentBlockDelta": {"delta": {"text": "Hello"}, "contentBlockIndex": 0}},
             {"contentBlockDelta": {"delta": {"text": " there."}, "contentBlockIndex": 0}},
@@ -471,6 +469,96 @@ def test_bedrock_flow_streams_the_models_deltas_as_tokens(
     # Then each delta reached Twilio as it came, and the reply is stored
     assert [frame["token"] for frame in relay.recorder.frames("text")] == ["Hello", " there.", ""]
     assert relay.turns()[-1]["Text"] == "Hello there."
+
+
+def test_bedrock_gets_only_its_most_recent_history_turns(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import boto3
+    from botocore.stub import ANY, Stubber
+    from voice_webhooks.relay import bedrock
+
+    # Given a Bedrock flow that sends the model its last 2 stored turns, and two exchanges stored
+    document = json.loads(relay_helpers.RELAY_FLOWS.read_text(encoding="utf-8"))
+    document["flows"]["bedrock"]["agent"]["maxHistoryTurns"] = 2
+    config = tmp_path / "flows.json"
+    config.write_text(json.dumps(document), encoding="utf-8")
+    relay.aws.env(FLOW_CONFIG=str(config))
+    relay.put_session(flow="bedrock")
+    client = boto3.client("bedrock-runtime", region_name="us-east-1")
+    monkeypatch.setattr(bedrock, "bedrock_client", lambda: client)
+    asked = ["Hi", "When do you open?", "And on Sunday?"]
+    answers = ["Hello.", "At nine.", "Closed."]
+    with Stubber(client) as stubber:
+        streams = []
+        for index, answer in enumerate(answers):
+            stream = ConverseStream(
+                [{"contentBlockDelta": {"delta": {"text": answer}, "contentBlockIndex": 0}}]
+            )
+            streams.append(stream)
+            history = (
+                [
+                    {"role": "user", "content": [{"text": asked[index - 1]}]},
+                    {"role": "assistant", "content": [{"text": answers[index - 1]}]},
+                ]
+                if index
+                else []
+            )
+            stubber.add_response(
+                "converse_stream",
+                {"stream": stream},
+                {
+                    "modelId": ANY,
+                    "system": ANY,
+                    "messages": [*history, {"role": "user", "content": [{"text": asked[index]}]}],
+                    "inferenceConfig": ANY,
+                },
+            )
+        for stream in streams:
+            stream.armed = True
+        relay.open()
+
+        # When the caller asks three times
+        for question in asked:
+            assert relay.send(prompt_frame(question))["statusCode"] == 200
+
+        # Then each request carried only the exchange before it (the Stubber checked each one)
+        stubber.assert_no_pending_responses()
+    assert [turn["Text"] for turn in relay.turns() if turn["Kind"] == "reply"] == answers
+
+
+def test_a_long_conversations_turn_reads_no_more_than_its_first(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from botocore.client import BaseClient
+
+    # Given the scripted agent (which needs no history) and the DynamoDB requests counted
+    relay.aws.env(FLOW_CONFIG=str(relay_helpers.unpaced_flows(tmp_path)))
+    relay.open()
+    calls: list[str] = []
+    original = BaseClient._make_api_call
+
+    def counted(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        if client.meta.service_model.service_name == "dynamodb":
+            calls.append(operation)
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", counted)
+
+    def one_turn() -> list[str]:
+        calls.clear()
+        assert relay.send(prompt_frame("What are your hours?"))["statusCode"] == 200
+        return list(calls)
+
+    # When the caller has asked 30 times
+    first = one_turn()
+    for _ in range(28):
+        one_turn()
+    thirtieth = one_turn()
+
+    # Then the thirtieth turn made the same requests as the first, none a query of the whole session
+    assert thirtieth == first
+    assert "Query" not in first
 
 
 def test_interrupting_a_handoff_answer_still_hands_off(relay: Relay) -> None:

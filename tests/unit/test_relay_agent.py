@@ -23,6 +23,7 @@ from voice_webhooks.relay.agent import (
     SwitchLanguage,
     TextToken,
     Turn,
+    fixed_history,
     to_frame,
     words,
 )
@@ -30,6 +31,8 @@ from voice_webhooks.relay.frames import FrameRejected, InterruptFrame, PromptFra
 from voice_webhooks.relay.handshake import check_signature, read_handshake, signed_url
 from voice_webhooks.relay.settings import check_management_endpoint, check_public_url, relay_url
 from voicedev.twilio_signing import DEV_AUTH_TOKEN, sign
+
+from tests.support import ConverseStream
 
 SESSION = "CA" + "ab" * 16 + "-0011223344556677"
 CONTEXT = {"domainName": "abc.execute-api.us-east-1.amazonaws.com", "stage": "relay"}
@@ -199,19 +202,6 @@ def test_reconnects_default_to_two_for_the_stack_agent_and_none_for_an_own_serve
 # --- Bedrock agent ------------------------------------------------------------------------------
 
 
-class _Stream(dict[str, Any]):
-    """A ConverseStream event stream for botocore's Stubber: validated as an (empty) structure when
-    the response is added, then iterated as the events the real EventStream yields."""
-
-    def __init__(self, events: list[dict[str, Any]]) -> None:
-        super().__init__()
-        self.events = events
-        self.armed = False
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.events if self.armed else ())
-
-
 CONFIG = BedrockAgent.model_validate(
     {
         "kind": "bedrock",
@@ -239,7 +229,7 @@ def test_bedrock_agent_streams_deltas_with_history_from_stored_turns(stubbed: St
         Turn("agent", "reply", "Hello! How can I help you today?", heard="Hello!", interrupted=True),
         Turn("caller", "dtmf", "1"),
     ]
-    stream = _Stream(
+    stream = ConverseStream(
         [
             {"messageStart": {"role": "assistant"}},
             {"contentBlockDelta": {"delta": {"text": "We open "}, "contentBlockIndex": 0}},
@@ -260,7 +250,9 @@ def test_bedrock_agent_streams_deltas_with_history_from_stored_turns(stubbed: St
     }
     stubbed.add_response("converse_stream", {"stream": stream}, expected)
     stream.armed = True
-    context = SessionContext(session_id=SESSION, attempt=1, flow_name="bedrock", history=history)
+    context = SessionContext(
+        session_id=SESSION, attempt=1, flow_name="bedrock", read_history=fixed_history(history)
+    )
 
     # When the caller asks
     actions = list(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -117,15 +117,36 @@ class CallerTurn:
     lang: str | None = None
 
 
+HistoryReader = Callable[[int | None], Sequence[Turn]]
+"""Given a number of turns (None: all), the session's most recent earlier turns, oldest first."""
+
+
+def fixed_history(turns: Sequence[Turn]) -> HistoryReader:
+    """A history reader over turns already at hand (an agent's own tests, a composed agent)."""
+    return lambda limit: list(turns)[-limit:] if limit else ([] if limit == 0 else list(turns))
+
+
 @dataclass(frozen=True)
 class SessionContext:
     session_id: str
     attempt: int
     flow_name: str | None
     call_sid: str | None = None
-    history: Sequence[Turn] = ()
-    """Every earlier turn of the session (all attempts), oldest first; excludes the current one."""
+    read_history: HistoryReader = field(default=fixed_history(()), repr=False, compare=False)
+    """Where `recent_history` reads from (the relay: the session's stored turns)."""
     custom_parameters: dict[str, Any] = field(default_factory=dict)
+
+    def recent_history(self, limit: int | None = None) -> Sequence[Turn]:
+        """The session's earlier turns (all attempts), oldest first, excluding the current one:
+        the last `limit` of them (None: every one). Read when asked, so an agent that needs none
+        (the scripted one) costs no read, and one that needs a few reads only those: a long
+        conversation's every turn must not re-read all of it."""
+        return self.read_history(limit)
+
+    @property
+    def history(self) -> Sequence[Turn]:
+        """Every earlier turn of the session (`recent_history()`)."""
+        return self.recent_history(None)
 
 
 class Agent(Protocol):

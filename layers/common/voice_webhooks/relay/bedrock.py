@@ -66,7 +66,11 @@ class BedrockResponder:
         return {
             "modelId": self.config.model_id,
             "system": [{"text": self.config.system_prompt}],
-            "messages": messages(list(context.history), turn, self.config.max_history_turns),
+            "messages": messages(
+                list(context.recent_history(self.config.max_history_turns)),
+                turn,
+                self.config.max_history_turns,
+            ),
             "inferenceConfig": inference,
         }
 

@@ -175,13 +175,19 @@ class Conversation:
     def _key(self, seq: int) -> str:
         return f"turn#{self.connection.attempt:02d}#{seq:06d}"
 
-    def _turns(self) -> list[dict[str, Any]]:
-        try:
-            return self.store.turns(self.connection.session_id)
-        except StorageError as exc:
-            count(RelayMetric.STORAGE_FAILED)
-            logger.warning("History not read: answering without it", extra={"reason": str(exc)})
-            return []
+    def _history_before(self, seq: int) -> Callable[[int | None], list[Turn]]:
+        """The agent's history reader: the turns stored before this frame's turn `seq`."""
+
+        def read(limit: int | None) -> list[Turn]:
+            try:
+                items = self.store.turns_before(self.connection.session_id, self._key(seq), limit)
+            except StorageError as exc:
+                count(RelayMetric.STORAGE_FAILED)
+                logger.warning("History not read: answering without it", extra={"reason": str(exc)})
+                return []
+            return [_turn(item) for item in items]
+
+        return read
 
     def _agent(self) -> Agent:
         flow = None
@@ -199,14 +205,12 @@ class Conversation:
         allocation = self.store.allocate(self.connection, f"{message_id}/reply", reply=True)
         if allocation.duplicate:
             return
-        mine = self._key(before)
-        history = [_turn(item) for item in self._turns() if str(item["ItemKey"]) < mine]
         context = SessionContext(
             session_id=self.connection.session_id,
             attempt=self.connection.attempt,
             flow_name=self.connection.flow,
             call_sid=self.connection.session_id.split("-", 1)[0],
-            history=history,
+            read_history=self._history_before(before),
         )
         spoken: list[str] = []
         end: End | None = None

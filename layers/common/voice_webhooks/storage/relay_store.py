@@ -321,20 +321,30 @@ class RelayStore:
         value = _item(answer.get("Item")).get("InterruptedReply")
         return value is not None and int(value) == reply_seq
 
-    def turns(self, session_id: str) -> list[dict[str, Any]]:
-        """Every turn of the session, every attempt, in order."""
+    def turns_before(self, session_id: str, before: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The session's turns (every attempt) whose key sorts before `before`, in order: the
+        last `limit` of them, read newest first so that only those are read (None: all)."""
+        if limit == 0:
+            return []
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "SessionId = :s AND begins_with(ItemKey, :p)",
-            "ExpressionAttributeValues": _values({":s": session_id, ":p": TURN_PREFIX}),
+            # BETWEEN is inclusive: `before` itself (the current turn) is dropped below.
+            "KeyConditionExpression": "SessionId = :s AND ItemKey BETWEEN :first AND :before",
+            "ExpressionAttributeValues": _values(
+                {":s": session_id, ":first": TURN_PREFIX, ":before": before}
+            ),
             "ConsistentRead": True,
+            "ScanIndexForward": limit is None,
         }
         while True:
+            if limit is not None:
+                kwargs["Limit"] = limit + 1 - len(items)
             answer = self._call("query", **kwargs)
-            items.extend(_item(raw) for raw in answer.get("Items", []))
-            if "LastEvaluatedKey" not in answer:
-                return items
+            items.extend(item for raw in answer.get("Items", []) if (item := _item(raw))["ItemKey"] != before)
+            if "LastEvaluatedKey" not in answer or (limit is not None and len(items) >= limit):
+                break
             kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return items if limit is None else list(reversed(items[:limit]))
 
     # --- action requests of reconnects ----------------------------------------------------------
 

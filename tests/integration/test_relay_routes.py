@@ -323,6 +323,43 @@ def test_duplicate_frame_is_stored_once_and_answered_once(relay: Relay) -> None:
     assert len(relay.recorder.frames("text")) == len(HOURS.split())
 
 
+def test_a_frame_handled_twice_at_once_is_answered_once(relay: Relay) -> None:
+    # Given a set-up session
+    relay.open()
+
+    # When two invocations handle the same frame at the same time (same messageId)
+    answers: list[int] = []
+    both = [
+        threading.Thread(
+            target=lambda: answers.append(relay.send(prompt_frame("hours"), message_id="m-1")["statusCode"])
+        )
+        for _ in range(2)
+    ]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join(30)
+
+    # Then both answered 200, and the prompt was stored once and answered once
+    assert answers == [200, 200]
+    assert kinds(relay) == [("system", "setup"), ("caller", "prompt"), ("agent", "reply")]
+    assert len(relay.recorder.frames("text")) == len(HOURS.split())
+
+
+def test_a_message_id_longer_than_a_sort_key_allows_is_still_claimed_once(relay: Relay) -> None:
+    # Given a set-up session and a frame whose messageId is longer than DynamoDB's 1,024-byte key
+    relay.open()
+    long_id = "m" * 2000
+
+    # When it is delivered twice
+    assert relay.send(prompt_frame("hours"), message_id=long_id)["statusCode"] == 200
+    assert relay.send(prompt_frame("hours"), message_id=long_id)["statusCode"] == 200
+
+    # Then it was stored once and answered once, under a key DynamoDB accepts
+    assert kinds(relay) == [("system", "setup"), ("caller", "prompt"), ("agent", "reply")]
+    assert all(len(item["ItemKey"].encode("utf-8")) <= 1024 for item in relay.items(SAMPLE_SESSION_ID))
+
+
 def test_turns_keep_arrival_order(relay: Relay) -> None:
     relay.open()
     relay.send(dtmf_frame("1"))
@@ -550,8 +587,14 @@ def test_a_long_conversations_turn_reads_no_more_than_its_first(
         assert relay.send(prompt_frame("What are your hours?"))["statusCode"] == 200
         return list(calls)
 
+    def relay_item() -> dict[str, Any]:
+        item = relay.item("relay#01")
+        assert item is not None
+        return {name: value for name, value in item.items() if name not in ("TurnCount", "CurrentReply")}
+
     # When the caller has asked 30 times
     first = one_turn()
+    after_first = relay_item()
     for _ in range(28):
         one_turn()
     thirtieth = one_turn()
@@ -559,6 +602,8 @@ def test_a_long_conversations_turn_reads_no_more_than_its_first(
     # Then the thirtieth turn made the same requests as the first, none a query of the whole session
     assert thirtieth == first
     assert "Query" not in first
+    # And the relay item, read before every token, did not grow (DynamoDB bills a read by item size)
+    assert relay_item() == after_first
 
 
 def test_interrupting_a_handoff_answer_still_hands_off(relay: Relay) -> None:

@@ -231,14 +231,15 @@ def test_measuring_the_relay_counts_what_each_turn_does() -> None:
     # When one conversation of three turns is measured (after the uncounted warm-up one)
     figures = cost.measure_relay(conversations=1, turns=3)
 
-    # Then each turn posted every word of the hours answer, stored the prompt and the reply (two
-    # allocations, two stores: 1 KB each while the items are small), and read the interrupt marker
-    # once per token plus the connection (the scripted agent asks for no history: no query)
+    # Then each turn posted every word of the hours answer, numbered and claimed the prompt frame,
+    # numbered the reply and stored both (five writes of 1 KB: the relay item no longer grows), and
+    # read the interrupt marker once per token plus the connection (the scripted agent asks for no
+    # history: no query)
     assert figures.turns == 3
     assert figures.turn_messages_out == len(cost_answer_words())
-    assert figures.turn_write_units == 4
+    assert figures.turn_write_units == 5
     assert figures.turn_read_units >= figures.turn_messages_out
-    assert figures.turn_aws_requests == 4 + figures.turn_messages_out + 13
+    assert figures.turn_aws_requests == 5 + figures.turn_messages_out + 13
     # And the handshake wrote its two items in a transaction (2 units each), and three invocations ran
     assert figures.conversation_write_units >= 4
     assert figures.conversation_invocations == 3

@@ -96,7 +96,7 @@ class Conversation:
             reply_seq = self.store.mark_interrupt(
                 self.connection, frame.utterance_until_interrupt, self._common()["ExpiresAt"]
             )
-        allocation = self.store.allocate(self.connection, message_id)
+        allocation = self.store.allocate(self.connection, message_id, self._common()["ExpiresAt"])
         if allocation.duplicate:
             count(RelayMetric.DUPLICATE_FRAME)
             logger.info(
@@ -106,13 +106,11 @@ class Conversation:
         if isinstance(frame, PromptFrame):
             self._store(allocation, "caller", "prompt", frame.voice_prompt, Lang=frame.lang)
             if not allocation.duplicate:
-                self.reply(
-                    CallerTurn("prompt", frame.voice_prompt, frame.lang), message_id, before=allocation.seq
-                )
+                self.reply(CallerTurn("prompt", frame.voice_prompt, frame.lang), before=allocation.seq)
         elif isinstance(frame, DtmfFrame):
             self._store(allocation, "caller", "dtmf", frame.digit)
             if not allocation.duplicate:
-                self.reply(CallerTurn("dtmf", frame.digit), message_id, before=allocation.seq)
+                self.reply(CallerTurn("dtmf", frame.digit), before=allocation.seq)
         elif isinstance(frame, InterruptFrame):
             self._store(
                 allocation,
@@ -147,7 +145,9 @@ class Conversation:
             )
             self.poster.close(self.connection.connection_id)
             return
-        allocation = self.store.allocate(self.connection, message_id)
+        allocation = self.store.allocate(self.connection, message_id, self._common()["ExpiresAt"])
+        if allocation.duplicate:
+            count(RelayMetric.DUPLICATE_FRAME)
         self._store(
             allocation, "system", "setup", "", CallSid=frame.call_sid, TwilioSessionId=frame.session_id
         )
@@ -201,10 +201,9 @@ class Conversation:
         agent = flow.agent if isinstance(flow, RelayFlow) and flow.agent else DEFAULT_AGENT
         return agent_for(agent)
 
-    def reply(self, turn: CallerTurn, message_id: str, *, before: int) -> None:
-        allocation = self.store.allocate(self.connection, f"{message_id}/reply", reply=True)
-        if allocation.duplicate:
-            return
+    def reply(self, turn: CallerTurn, *, before: int) -> None:
+        # Only the first handling of the caller's frame replies: the reply needs no claim of its own.
+        allocation = self.store.allocate(self.connection, None, self._common()["ExpiresAt"], reply=True)
         context = SessionContext(
             session_id=self.connection.session_id,
             attempt=self.connection.attempt,
@@ -273,7 +272,7 @@ class Conversation:
             extra["StoppedByInterrupt"] = True
         self._store(allocation, "agent", "reply", "".join(spoken), **extra)
         if end is not None and not gone:
-            end_allocation = self.store.allocate(self.connection, f"{message_id}/end")
+            end_allocation = self.store.allocate(self.connection, None, self._common()["ExpiresAt"])
             handoff = to_frame(end).to_json()
             self._store(end_allocation, "agent", "end", handoff)
 

@@ -15,6 +15,7 @@ Client API with TypeSerializer, as DATA-MODEL.md asks."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -33,6 +34,7 @@ SESSION_ITEM_KEY = "session"
 TURN_PREFIX = "turn#"
 # Bounded text per turn: a prompt is a sentence or two; a model reply a few hundred tokens.
 MAX_TEXT_CHARS = 8000
+MAX_MESSAGE_ID_CHARS = 128
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 # The relay functions run inside API Gateway's 29 s; a hanging DynamoDB must not eat it.
@@ -55,6 +57,14 @@ def reset_client() -> None:
 
 def relay_key(attempt: int) -> str:
     return f"relay#{attempt:02d}"
+
+
+def frame_key(attempt: int, message_id: str) -> str:
+    """The claim of one Twilio frame (its turn number), by API Gateway's messageId (hashed when
+    longer than any API Gateway gives, so that no id can exceed DynamoDB's 1,024-byte sort key)."""
+    if len(message_id) > MAX_MESSAGE_ID_CHARS:
+        message_id = "sha256:" + hashlib.sha256(message_id.encode("utf-8")).hexdigest()
+    return f"{relay_key(attempt)}#frame#{message_id}"
 
 
 def turn_key(attempt: int, seq: int) -> str:
@@ -154,7 +164,6 @@ class RelayStore:
                     "Attempt": connection.attempt,
                     "ConnectedAt": connected_at,
                     "TurnCount": 0,
-                    "Messages": {},
                     "ExpiresAt": expires_at,
                 }
             ),
@@ -231,30 +240,46 @@ class RelayStore:
 
     # --- turns ----------------------------------------------------------------------------------
 
-    def allocate(self, connection: Connection, frame_key: str, *, reply: bool = False) -> Allocation:
-        """The turn number of `frame_key` (a frame's message id, or `<id>/reply`): a new one, or
-        the one it already has (duplicate=True). A reply also becomes the relay item's
-        CurrentReply, which an interrupt marks."""
+    def allocate(
+        self, connection: Connection, message_id: str | None, expires_at: int, *, reply: bool = False
+    ) -> Allocation:
+        """A turn number. For a frame (`message_id`, API Gateway's id of it), the number is claimed
+        once in the frame's own item: a frame handled twice gets the number it got the first time
+        (duplicate=True); the number the second handling drew stays unused (a gap, harmless: turns
+        are ordered, not counted). None: a turn of our own (a reply, an end), which only the
+        first handling of its frame makes. A reply also becomes the relay item's CurrentReply,
+        which an interrupt marks.
+
+        The claims live in items of their own so that `relay#<attempt>` stays small: it is read
+        before every token of every reply, and DynamoDB charges a read by the whole item's size."""
         set_reply = ", CurrentReply = TurnCount + :one" if reply else ""
         try:
             answer = self._call(
                 "update_item",
                 Key=_key(connection.session_id, relay_key(connection.attempt)),
-                UpdateExpression=(
-                    f"SET TurnCount = TurnCount + :one, Messages.#m = TurnCount + :one{set_reply}"
-                ),
-                ConditionExpression="attribute_exists(TurnCount) AND attribute_not_exists(Messages.#m)",
-                ExpressionAttributeNames={"#m": frame_key},
+                UpdateExpression=f"SET TurnCount = TurnCount + :one{set_reply}",
+                ConditionExpression="attribute_exists(TurnCount)",
                 ExpressionAttributeValues={":one": {"N": "1"}},
                 ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            raise UnknownConnection(connection.connection_id) from exc
+        seq = int(_item(answer["Attributes"])["TurnCount"])
+        if message_id is None:
+            return Allocation(seq, duplicate=False)
+        try:
+            self._call(
+                "put_item",
+                Item={
+                    **_key(connection.session_id, frame_key(connection.attempt, message_id)),
+                    **_values({"Seq": seq, "ExpiresAt": expires_at}),
+                },
+                ConditionExpression="attribute_not_exists(SessionId)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            old = _item(exc.response.get("Item"))
-            if "TurnCount" not in old:
-                raise UnknownConnection(connection.connection_id) from exc
-            return Allocation(int(old.get("Messages", {})[frame_key]), duplicate=True)
-        return Allocation(int(_item(answer["Attributes"])["TurnCount"]), duplicate=False)
+            return Allocation(int(_item(exc.response.get("Item"))["Seq"]), duplicate=True)
+        return Allocation(seq, duplicate=False)
 
     def put_turn(self, connection: Connection, seq: int, values: Mapping[str, Any]) -> None:
         """Write a turn's attributes (the same values again on a retry: stored once). Heard and

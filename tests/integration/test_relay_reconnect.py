@@ -112,7 +112,7 @@ def test_reconnected_attempt_resumes_the_conversation(relay: Relay) -> None:
 
     # Then attempt 2's turns follow attempt 1's in the session
     keys = [turn["ItemKey"] for turn in relay.turns()]
-    assert keys[:3] == ["turn#01#000001", "turn#01#000002", "turn#01#000003"]
+    assert keys[:3] == ["turn#01#000000", "turn#01#000001", "turn#01#000002"]
     assert keys[3:] and all(key.startswith("turn#02#") for key in keys[3:])
     assert relay.recorder.frames("end")
 

@@ -360,12 +360,24 @@ def test_a_message_id_longer_than_a_sort_key_allows_is_still_claimed_once(relay:
     assert all(len(item["ItemKey"].encode("utf-8")) <= 1024 for item in relay.items(SAMPLE_SESSION_ID))
 
 
+def test_setup_is_the_first_turn_even_when_a_prompt_reaches_the_table_first(relay: Relay) -> None:
+    # Given a connection whose first prompt is handled before its setup (two invocations at once)
+    assert relay.connect()["statusCode"] == 200
+    assert relay.send(prompt_frame("hours"))["statusCode"] == 200
+
+    # When the setup is handled
+    assert relay.send(setup_frame())["statusCode"] == 200
+
+    # Then the conversation still reads setup, prompt, reply
+    assert kinds(relay) == [("system", "setup"), ("caller", "prompt"), ("agent", "reply")]
+
+
 def test_turns_keep_arrival_order(relay: Relay) -> None:
     relay.open()
     relay.send(dtmf_frame("1"))
     relay.send(prompt_frame("agent"))
     keys = [turn["ItemKey"] for turn in relay.turns()]
-    assert keys == [f"turn#01#{n:06d}" for n in range(1, 7)]
+    assert keys == [f"turn#01#{n:06d}" for n in range(6)]
     assert kinds(relay) == [
         ("system", "setup"),
         ("caller", "dtmf"),

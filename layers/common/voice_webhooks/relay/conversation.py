@@ -36,6 +36,7 @@ from voice_webhooks.storage.relay_store import Allocation, Connection, RelayStor
 
 Frame = SetupFrame | PromptFrame | InterruptFrame | DtmfFrame | ErrorFrame
 MAX_ACTIONS_AFTER_INTERRUPT = 32
+SETUP_SEQ = 0
 
 
 def utc_now() -> datetime:
@@ -84,7 +85,7 @@ class Conversation:
 
     def handle(self, frame: Frame, message_id: str) -> None:
         if isinstance(frame, SetupFrame):
-            self._setup(frame, message_id)
+            self._setup(frame)
             return
         if isinstance(frame, PromptFrame) and not frame.last:
             # A partial transcript (`last: false`, the utterance so far) is not a caller turn: the
@@ -131,7 +132,7 @@ class Conversation:
 
     # --- setup ----------------------------------------------------------------------------------
 
-    def _setup(self, frame: SetupFrame, message_id: str) -> None:
+    def _setup(self, frame: SetupFrame) -> None:
         session_id = self.connection.session_id
         if not owns_session(frame.call_sid, session_id) or frame.account_sid not in self.allowed_accounts:
             # Another call's socket, or another account's: nothing of it is stored.
@@ -145,9 +146,9 @@ class Conversation:
             )
             self.poster.close(self.connection.connection_id)
             return
-        allocation = self.store.allocate(self.connection, message_id, self._common()["ExpiresAt"])
-        if allocation.duplicate:
-            count(RelayMetric.DUPLICATE_FRAME)
+        # Turn 0 of the attempt, whatever order the invocations run in: Twilio sends `setup` first,
+        # but a prompt right behind it may reach the table first. The fixed number is its own claim.
+        allocation = Allocation(SETUP_SEQ, duplicate=False)
         self._store(
             allocation, "system", "setup", "", CallSid=frame.call_sid, TwilioSessionId=frame.session_id
         )

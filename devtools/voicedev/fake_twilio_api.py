@@ -124,12 +124,7 @@ class FakeTwilioApi(LoopbackServer):
     server_name: ClassVar[str] = "fake-twilio-api"
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
-        api = self
-
-        class Handler(_ApiHandler):
-            fake = api
-
-        return Handler
+        return self.bound_handler(_ApiHandler)
 
     # -- what Twilio knows ------------------------------------------------------------------------
 
@@ -275,14 +270,14 @@ class FakeTwilioApi(LoopbackServer):
 
 
 class _ApiHandler(BaseHTTPRequestHandler):
-    fake: FakeTwilioApi
+    owner: FakeTwilioApi
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
 
     def do_GET(self) -> None:
-        status, headers, body = self.fake.answer(self.path, self.headers.get("Authorization"))
+        status, headers, body = self.owner.answer(self.path, self.headers.get("Authorization"))
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)

@@ -377,12 +377,7 @@ class _Listener(LoopbackServer):
     api: LocalApi
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
-        api = self.api
-
-        class Handler(_RequestHandler):
-            local_api = api
-
-        return Handler
+        return self.bound_handler(_RequestHandler)
 
 
 class LocalApi:
@@ -495,7 +490,7 @@ class LocalApi:
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
-    local_api: LocalApi
+    owner: _Listener
     protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway; every answer has a Content-Length
 
     def version_string(self) -> str:
@@ -542,7 +537,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body=body,
             source_ip=self.client_address[0],
         )
-        self._send(self.local_api.serve(request))
+        self._send(self.owner.api.serve(request))
 
     def _send(self, response: OutgoingResponse) -> None:
         self.send_response(response.status)

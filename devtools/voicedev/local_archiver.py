@@ -105,12 +105,7 @@ class FakeMediaHost(LoopbackServer):
     server_name: ClassVar[str] = "fake-media-host"
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
-        host = self
-
-        class Handler(_MediaHandler):
-            media_host = host
-
-        return Handler
+        return self.bound_handler(_MediaHandler)
 
     @property
     def api_base(self) -> str:
@@ -185,14 +180,14 @@ class FakeMediaHost(LoopbackServer):
 
 
 class _MediaHandler(BaseHTTPRequestHandler):
-    media_host: FakeMediaHost
+    owner: FakeMediaHost
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the local mode prints one line per archived batch instead."""
 
     def _handle(self, method: str) -> None:
-        status, headers, body = self.media_host.answer(
+        status, headers, body = self.owner.answer(
             method, self.path.split("?", 1)[0], self.headers.get("Authorization")
         )
         self.send_response(status)

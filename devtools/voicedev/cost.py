@@ -34,12 +34,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from voicedev.bench.stats import spread
+from voicedev.scoped_environment import scoped_environment
 from voicedev.template_resources import PROJECT_ROOT, load_template, resources_of_type
 
 # Public list prices, us-east-1, Lambda on arm64, without the free tier. Written from AWS's pricing
@@ -470,20 +471,6 @@ def _cold_ms(function_dir: Path, env: Mapping[str, str], repeats: int = 3) -> fl
     return statistics.median(samples)
 
 
-@contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 BASE_ENV = {
     "AWS_ACCESS_KEY_ID": "cost",
     "AWS_SECRET_ACCESS_KEY": "cost",
@@ -499,7 +486,7 @@ BASE_ENV = {
 
 def measure(calls: int = 30) -> Measured:
     """Play `calls` typical calls in process under moto and measure them (see the module doc)."""
-    with _environment(BASE_ENV):
+    with scoped_environment(BASE_ENV):
         return _measure(calls)
 
 
@@ -624,7 +611,7 @@ def _measure(calls: int) -> Measured:
             "FLOW_CONFIG": str(PROJECT_ROOT / "config" / "flows.example.json"),
             "EVENT_TTL_DAYS": str(template["Parameters"]["EventRetentionDays"]["Default"]),
         }
-        with _environment(handler_env), contextlib.redirect_stdout(stdout):
+        with scoped_environment(handler_env), contextlib.redirect_stdout(stdout):
             reset_handler_caches()
             session.events.register("before-call", record_call)
             handler_stream = logger.registered_handler.stream  # type: ignore[attr-defined]
@@ -828,7 +815,7 @@ def measure_reconciler(sessions: int = 40) -> ReconcilerMeasured:
         return original(client, operation, params)
 
     env = {"AWS_ACCESS_KEY_ID": "cost", "AWS_SECRET_ACCESS_KEY": "cost", "AWS_DEFAULT_REGION": "us-east-1"}
-    with _environment(env), mock_aws(), FakeTwilioApi(auth_token=DEV_AUTH_TOKEN) as api:
+    with scoped_environment(env), mock_aws(), FakeTwilioApi(auth_token=DEV_AUTH_TOKEN) as api:
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         props = resources_of_type("AWS::DynamoDB::Table")["EventsTable"]
         [index] = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == "ByReconcileDue"]
@@ -1183,7 +1170,7 @@ def measure_relay(conversations: int = 3, turns: int = 30) -> RelayMeasured:
     handshake, `setup`, `turns` prompts, the close. `@connections` is a counter in place of API
     Gateway. Request units come from each item's size just after the write (one more read, not
     counted) and from the items each read returned."""
-    with _environment(BASE_ENV):
+    with scoped_environment(BASE_ENV):
         return _measure_relay(conversations, turns)
 
 
@@ -1336,7 +1323,7 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
             "RELAY_PUBLIC_URL": f"wss://{SAMPLE_RELAY_DOMAIN}/{STAGE}",
         }
         saved_poster = connections.management_api
-        with _environment(handler_env), contextlib.redirect_stdout(stdout):
+        with scoped_environment(handler_env), contextlib.redirect_stdout(stdout):
             reset_handler_caches()
             reset_relay_caches()
             connections.management_api = lambda context: Posts()  # type: ignore[assignment]  # noqa: ARG005

@@ -388,21 +388,36 @@ def render(measured: Measured) -> str:
     return "\n".join(out)
 
 
+# docs/cost.md has one generated section per measurement (per call, the reconciler, the relay), each
+# between its own markers: the figures as JSON (what --from-doc reads back), then the tables they give.
+
+
+def _section(begin: str, end: str, figures_json: str, tables: str) -> str:
+    return "\n".join([begin, "", "```json", figures_json, "```", "", tables, "", end])
+
+
+def _section_json(text: str, begin: str, end: str) -> str:
+    section = text.split(begin, 1)[1].split(end, 1)[0]
+    return section.split("```json", 1)[1].split("```", 1)[0]
+
+
+def _replace_section(path: Path, begin: str, end: str, section: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    before, rest = text.split(begin, 1)
+    _, after = rest.split(end, 1)
+    path.write_text(before + section + after, encoding="utf-8")
+
+
 def generated_section(measured: Measured) -> str:
-    return "\n".join([BEGIN, "", "```json", measured.to_json(), "```", "", render(measured), "", END])
+    return _section(BEGIN, END, measured.to_json(), render(measured))
 
 
 def measured_from_doc(text: str) -> Measured:
-    section = text.split(BEGIN, 1)[1].split(END, 1)[0]
-    payload = section.split("```json", 1)[1].split("```", 1)[0]
-    return Measured.from_json(payload)
+    return Measured.from_json(_section_json(text, BEGIN, END))
 
 
 def write_doc(measured: Measured, path: Path = DOC) -> None:
-    text = path.read_text(encoding="utf-8")
-    before, rest = text.split(BEGIN, 1)
-    _, after = rest.split(END, 1)
-    path.write_text(before + generated_section(measured) + after, encoding="utf-8")
+    _replace_section(path, BEGIN, END, generated_section(measured))
 
 
 # --- measuring ------------------------------------------------------------------------------------------
@@ -982,20 +997,15 @@ def render_reconciler(figures: ReconcilerMeasured) -> str:
 
 
 def reconciler_section(figures: ReconcilerMeasured) -> str:
-    body = ["```json", figures.to_json(), "```", "", render_reconciler(figures)]
-    return "\n".join([RECONCILER_BEGIN, "", *body, "", RECONCILER_END])
+    return _section(RECONCILER_BEGIN, RECONCILER_END, figures.to_json(), render_reconciler(figures))
 
 
 def reconciler_from_doc(text: str) -> ReconcilerMeasured:
-    section = text.split(RECONCILER_BEGIN, 1)[1].split(RECONCILER_END, 1)[0]
-    return ReconcilerMeasured.from_json(section.split("```json", 1)[1].split("```", 1)[0])
+    return ReconcilerMeasured.from_json(_section_json(text, RECONCILER_BEGIN, RECONCILER_END))
 
 
 def write_reconciler_doc(figures: ReconcilerMeasured, path: Path = DOC) -> None:
-    text = path.read_text(encoding="utf-8")
-    before, rest = text.split(RECONCILER_BEGIN, 1)
-    _, after = rest.split(RECONCILER_END, 1)
-    path.write_text(before + reconciler_section(figures) + after, encoding="utf-8")
+    _replace_section(path, RECONCILER_BEGIN, RECONCILER_END, reconciler_section(figures))
 
 
 # --- the relay agent (docs/relay-agent.md): per minute of conversation ---------------------------------
@@ -1148,20 +1158,15 @@ def render_relay(figures: RelayMeasured) -> str:
 
 
 def relay_section(figures: RelayMeasured) -> str:
-    body = ["```json", figures.to_json(), "```", "", render_relay(figures)]
-    return "\n".join([RELAY_BEGIN, "", *body, "", RELAY_END])
+    return _section(RELAY_BEGIN, RELAY_END, figures.to_json(), render_relay(figures))
 
 
 def relay_from_doc(text: str) -> RelayMeasured:
-    section = text.split(RELAY_BEGIN, 1)[1].split(RELAY_END, 1)[0]
-    return RelayMeasured.from_json(section.split("```json", 1)[1].split("```", 1)[0])
+    return RelayMeasured.from_json(_section_json(text, RELAY_BEGIN, RELAY_END))
 
 
 def write_relay_doc(figures: RelayMeasured, path: Path = DOC) -> None:
-    text = path.read_text(encoding="utf-8")
-    before, rest = text.split(RELAY_BEGIN, 1)
-    _, after = rest.split(RELAY_END, 1)
-    path.write_text(before + relay_section(figures) + after, encoding="utf-8")
+    _replace_section(path, RELAY_BEGIN, RELAY_END, relay_section(figures))
 
 
 def measure_relay(conversations: int = 3, turns: int = 30) -> RelayMeasured:

@@ -514,10 +514,10 @@ def _measure(calls: int) -> Measured:
     from voicedev.emulator.scenarios import get
     from voicedev.local_api import (
         FunctionLoader,
-        FunctionSpec,
         IncomingRequest,
         LocalLambdaContext,
         build_event,
+        function_spec,
         http_response,
         template_routes,
     )
@@ -528,14 +528,7 @@ def _measure(calls: int) -> Measured:
     globals_ = template["Globals"]["Function"]
     functions = resources_of_type("AWS::Serverless::Function", template)
     routes = {route.path: route for route in template_routes(template)}
-    archiver_props = functions["RecordingArchiverFunction"]
-    archiver_spec = FunctionSpec(
-        name="RecordingArchiverFunction",
-        code_uri=PROJECT_ROOT / archiver_props["CodeUri"],
-        handler=archiver_props["Handler"],
-        timeout_seconds=int(archiver_props.get("Timeout", globals_["Timeout"])),
-        memory_mb=int(archiver_props.get("MemorySize", globals_["MemorySize"])),
-    )
+    archiver_spec = function_spec(template, "RecordingArchiverFunction")
     base_env = {**BASE_ENV, "PATH": os.environ.get("PATH", "")}
     durations: dict[str, list[float]] = {}
     first: dict[str, float] = {}
@@ -1189,7 +1182,7 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
 
     from voicedev import template_resources
     from voicedev.handler_caches import reset_handler_caches
-    from voicedev.local_api import FunctionLoader, FunctionSpec, LocalLambdaContext
+    from voicedev.local_api import FunctionLoader, LocalLambdaContext, function_spec
     from voicedev.relay_events import (
         SAMPLE_RELAY_DOMAIN,
         STAGE,
@@ -1202,8 +1195,6 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
     from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
     template = load_template()
-    globals_ = template["Globals"]["Function"]
-    functions = resources_of_type("AWS::Serverless::Function", template)
     deserializer = TypeDeserializer()
     original = BaseClient._make_api_call
     counting = False
@@ -1256,18 +1247,8 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
             nonlocal requests
             requests += 1
 
-    def spec(name: str) -> FunctionSpec:
-        props = functions[name]
-        return FunctionSpec(
-            name=name,
-            code_uri=PROJECT_ROOT / props["CodeUri"],
-            handler=props["Handler"],
-            timeout_seconds=int(props.get("Timeout", globals_["Timeout"])),
-            memory_mb=int(props.get("MemorySize", globals_["MemorySize"])),
-        )
-
     specs = {
-        route: spec(name)
+        route: function_spec(template, name)
         for route, name in (
             ("connect", "RelayConnectFunction"),
             ("message", "RelayMessageFunction"),

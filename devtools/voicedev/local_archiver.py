@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 from voicedev.local_settings import HOST
 from voicedev.loopback_server import LoopbackServer
-from voicedev.template_resources import PROJECT_ROOT, resources_of_type
+from voicedev.template_resources import resources_of_type
 
 API_PREFIX = "/2010-04-01"
 _MEDIA_PATH = re.compile(
@@ -415,17 +415,10 @@ class LocalArchiving:
         invoke_lock: AbstractContextManager[Any] | None,
         print_line: Callable[[str], None],
     ) -> None:
-        from voicedev.local_api import FunctionSpec
+        from voicedev.local_api import function_spec
 
-        name, props, mapping = archiver_mapping(template)
-        globals_ = template.get("Globals", {}).get("Function", {})
-        self.spec = FunctionSpec(
-            name=name,
-            code_uri=PROJECT_ROOT / props["CodeUri"],
-            handler=props["Handler"],
-            timeout_seconds=int(props.get("Timeout", globals_.get("Timeout", 3))),
-            memory_mb=int(props.get("MemorySize", globals_.get("MemorySize", 128))),
-        )
+        name, _, mapping = archiver_mapping(template)
+        self.spec = function_spec(template, name)
         self.batch_size = int(mapping.get("BatchSize", 10))
         self.media = FakeMediaHost(auth_token=auth_token, port=media_port)
         self.loader = loader

@@ -49,15 +49,14 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
 from voicedev.local_api import (
-    DEFAULT_MEMORY_MB,
-    DEFAULT_TIMEOUT_SECONDS,
     FunctionLoader,
     FunctionSpec,
     HandlerNotBuilt,
     LocalLambdaContext,
+    function_spec,
 )
 from voicedev.local_settings import HOST
-from voicedev.template_resources import PROJECT_ROOT, load_template
+from voicedev.template_resources import load_template
 
 CONNECT, DEFAULT, DISCONNECT = "$connect", "$default", "$disconnect"
 DEFAULT_STAGE = "relay"
@@ -122,19 +121,6 @@ def _plain_string(value: Any, template: Mapping[str, Any], default: str) -> str:
         if isinstance(parameter.get("Default"), str):
             return str(parameter["Default"])
     return default
-
-
-def function_spec(template: Mapping[str, Any], name: str) -> FunctionSpec:
-    """A template function as Lambda runs it (Globals fill CodeUri, Handler, Timeout, MemorySize)."""
-    globals_ = template.get("Globals", {}).get("Function", {})
-    props = {**globals_, **template["Resources"][name].get("Properties", {})}
-    return FunctionSpec(
-        name=name,
-        code_uri=PROJECT_ROOT / str(props.get("CodeUri", ".")),
-        handler=str(props.get("Handler", "app.lambda_handler")),
-        timeout_seconds=int(props.get("Timeout", DEFAULT_TIMEOUT_SECONDS)),
-        memory_mb=int(props.get("MemorySize", DEFAULT_MEMORY_MB)),
-    )
 
 
 def websocket_api(template: Mapping[str, Any] | None = None) -> WebSocketApiSpec | None:

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -499,6 +499,27 @@ BASE_ENV = {
 }
 
 
+@contextlib.contextmanager
+def _handlers_in_process(handler_env: Mapping[str, str], stdout: io.StringIO) -> Iterator[None]:
+    """The handlers' environment for the block, their caches fresh at both ends (clients made for
+    moto, settings read from `handler_env`), and all they print, Powertools' log lines included, in
+    `stdout` (what the log bytes are counted from)."""
+    from voice_webhooks.runtime.observability import logger
+
+    from voicedev.handler_caches import reset_handler_caches
+
+    with scoped_environment(handler_env), contextlib.redirect_stdout(stdout):
+        reset_handler_caches()
+        # The logger's handler holds the sys.stdout of its first import: redirect_stdout misses it.
+        handler_stream = logger.registered_handler.stream  # type: ignore[attr-defined]
+        logger.registered_handler.stream = stdout  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            logger.registered_handler.stream = handler_stream  # type: ignore[attr-defined]
+            reset_handler_caches()
+
+
 def measure(calls: int = 30) -> Measured:
     """Play `calls` typical calls in process under moto and measure them (see the module doc)."""
     with scoped_environment(BASE_ENV):
@@ -593,10 +614,7 @@ def _measure(calls: int) -> Measured:
     api_requests = 0
     recording_bytes = 0
     with mock_aws(), FakeMediaHost(auth_token=DEV_AUTH_TOKEN) as media:
-        from voice_webhooks.runtime.observability import logger
-
         from voicedev import template_resources
-        from voicedev.handler_caches import reset_handler_caches
 
         boto3.setup_default_session()
         session = boto3.DEFAULT_SESSION
@@ -619,11 +637,8 @@ def _measure(calls: int) -> Measured:
             "FLOW_CONFIG": str(PROJECT_ROOT / "config" / "flows.example.json"),
             "EVENT_TTL_DAYS": str(template["Parameters"]["EventRetentionDays"]["Default"]),
         }
-        with scoped_environment(handler_env), contextlib.redirect_stdout(stdout):
-            reset_handler_caches()
+        with _handlers_in_process(handler_env, stdout):
             session.events.register("before-call", record_call)
-            handler_stream = logger.registered_handler.stream  # type: ignore[attr-defined]
-            logger.registered_handler.stream = stdout  # type: ignore[attr-defined]
             try:
                 config = EmulatorConfig(
                     base_url=f"https://{API_DOMAIN}", timeout=10, media_api_base=media.api_base
@@ -663,8 +678,6 @@ def _measure(calls: int) -> Measured:
                 items = session.resource("dynamodb").Table(table).scan()["Items"]
             finally:
                 session.events.unregister("before-call", record_call)
-                logger.registered_handler.stream = handler_stream  # type: ignore[attr-defined]
-                reset_handler_caches()
 
     # DynamoDB request units: each write costs the written item's size in KB (rounded up); each
     # strongly consistent read the item's size per 4 KB (eventually consistent: half). Item sizes are
@@ -1178,10 +1191,8 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
     from botocore.client import BaseClient
     from moto import mock_aws
     from voice_webhooks.relay import connections, reset_relay_caches
-    from voice_webhooks.runtime.observability import logger
 
     from voicedev import template_resources
-    from voicedev.handler_caches import reset_handler_caches
     from voicedev.local_api import FunctionLoader, LocalLambdaContext, function_spec
     from voicedev.relay_events import (
         SAMPLE_RELAY_DOMAIN,
@@ -1309,12 +1320,9 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
             "RELAY_PUBLIC_URL": f"wss://{SAMPLE_RELAY_DOMAIN}/{STAGE}",
         }
         saved_poster = connections.management_api
-        with scoped_environment(handler_env), contextlib.redirect_stdout(stdout):
-            reset_handler_caches()
+        with _handlers_in_process(handler_env, stdout):
             reset_relay_caches()
             connections.management_api = lambda context: Posts()  # type: ignore[assignment]  # noqa: ARG005
-            handler_stream = logger.registered_handler.stream  # type: ignore[attr-defined]
-            logger.registered_handler.stream = stdout  # type: ignore[attr-defined]
             BaseClient._make_api_call = tapped
             try:
                 for index in range(conversations + 1):  # the first one warms the handlers: not counted
@@ -1347,9 +1355,7 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
                         per_conversation = dict.fromkeys(per_conversation, 0.0)
             finally:
                 BaseClient._make_api_call = original
-                logger.registered_handler.stream = handler_stream  # type: ignore[attr-defined]
                 connections.management_api = saved_poster
-                reset_handler_caches()
                 reset_relay_caches()
 
     turn = spread(samples["turn"], 0.9)

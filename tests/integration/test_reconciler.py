@@ -41,16 +41,7 @@ def lost_call(
     """A call Twilio finished (with its recordings) whose final callbacks never reached us."""
     session_id = world.open_session(**session)
     call_sid = call_sid_of(session_id)
-    world.api.add_call(DEV_ACCOUNT_SID, call_sid, status, duration=42)
-    sids = [new_recording_sid() for _ in range(recordings)]
-    for sid in sids:
-        world.api.add_recording(
-            DEV_ACCOUNT_SID,
-            call_sid,
-            sid,
-            url=f"https://api.twilio.com/2010-04-01/Accounts/{DEV_ACCOUNT_SID}/Recordings/{sid}",
-        )
-    return session_id, sids
+    return session_id, world.twilio_call(call_sid, status, duration=42, recordings=recordings)
 
 
 def seconds_from_now(value: str) -> float:

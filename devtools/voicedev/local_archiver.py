@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 from voicedev.local_settings import HOST
-from voicedev.loopback_server import LoopbackServer
+from voicedev.loopback_server import LoopbackServer, basic_credentials
 from voicedev.template_resources import resources_of_type
 
 API_PREFIX = "/2010-04-01"
@@ -131,12 +131,10 @@ class FakeMediaHost(LoopbackServer):
             )
 
     def _authorized(self, account: str, authorization: str | None) -> bool:
-        if not authorization or not authorization.startswith("Basic "):
+        credentials = basic_credentials(authorization)
+        if credentials is None:
             return False
-        try:
-            username, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
-        except ValueError:
-            return False
+        username, password = credentials
         if username == account and password == self.auth_token:
             return True
         return username in self.api_keys and self.api_keys[username] == password

@@ -3,11 +3,24 @@ share (its API, `FakeMediaHost`, `FakeTwilioApi`). Port 0 picks a free port; `or
 
 from __future__ import annotations
 
+import base64
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar, Self, cast
 
 from voicedev.local_settings import HOST
+
+
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """(username, password) of an HTTP Basic `Authorization` header, as the fakes of Twilio's API
+    and media host check it; None when there is none or it does not decode."""
+    if not authorization or not authorization.startswith("Basic "):
+        return None
+    try:
+        username, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+    except ValueError:
+        return None
+    return username, password
 
 
 class LoopbackServer:

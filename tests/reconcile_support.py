@@ -91,6 +91,20 @@ class World:
         self.dynamodb.put_item(TableName=self.table, Item=serialize(item))
         return session_id
 
+    def twilio_call(self, call_sid: str, status: str, *, duration: int, recordings: int) -> list[str]:
+        """Twilio's record of a call, as its REST API answers: `status`, and `recordings` completed
+        recordings with their api.twilio.com URLs. Returns the recordings' (new) sids."""
+        self.api.add_call(self.account_sid, call_sid, status, duration=duration)
+        sids = [new_recording_sid() for _ in range(recordings)]
+        for sid in sids:
+            self.api.add_recording(
+                self.account_sid,
+                call_sid,
+                sid,
+                url=f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}",
+            )
+        return sids
+
     def item(self, session_id: str, item_key: str = "session") -> dict[str, Any] | None:
         raw = self.dynamodb.get_item(
             TableName=self.table,

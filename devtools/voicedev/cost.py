@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from voicedev.bench.stats import spread
+from voicedev.scoped_environment import scoped_environment
 from voicedev.template_resources import PROJECT_ROOT, load_template, resources_of_type
 
 # Public list prices, us-east-1, Lambda on arm64, without the free tier. Written from AWS's pricing
@@ -387,21 +388,36 @@ def render(measured: Measured) -> str:
     return "\n".join(out)
 
 
+# docs/cost.md has one generated section per measurement (per call, the reconciler, the relay), each
+# between its own markers: the figures as JSON (what --from-doc reads back), then the tables they give.
+
+
+def _section(begin: str, end: str, figures_json: str, tables: str) -> str:
+    return "\n".join([begin, "", "```json", figures_json, "```", "", tables, "", end])
+
+
+def _section_json(text: str, begin: str, end: str) -> str:
+    section = text.split(begin, 1)[1].split(end, 1)[0]
+    return section.split("```json", 1)[1].split("```", 1)[0]
+
+
+def _replace_section(path: Path, begin: str, end: str, section: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    before, rest = text.split(begin, 1)
+    _, after = rest.split(end, 1)
+    path.write_text(before + section + after, encoding="utf-8")
+
+
 def generated_section(measured: Measured) -> str:
-    return "\n".join([BEGIN, "", "```json", measured.to_json(), "```", "", render(measured), "", END])
+    return _section(BEGIN, END, measured.to_json(), render(measured))
 
 
 def measured_from_doc(text: str) -> Measured:
-    section = text.split(BEGIN, 1)[1].split(END, 1)[0]
-    payload = section.split("```json", 1)[1].split("```", 1)[0]
-    return Measured.from_json(payload)
+    return Measured.from_json(_section_json(text, BEGIN, END))
 
 
 def write_doc(measured: Measured, path: Path = DOC) -> None:
-    text = path.read_text(encoding="utf-8")
-    before, rest = text.split(BEGIN, 1)
-    _, after = rest.split(END, 1)
-    path.write_text(before + generated_section(measured) + after, encoding="utf-8")
+    _replace_section(path, BEGIN, END, generated_section(measured))
 
 
 # --- measuring ------------------------------------------------------------------------------------------
@@ -470,20 +486,6 @@ def _cold_ms(function_dir: Path, env: Mapping[str, str], repeats: int = 3) -> fl
     return statistics.median(samples)
 
 
-@contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 BASE_ENV = {
     "AWS_ACCESS_KEY_ID": "cost",
     "AWS_SECRET_ACCESS_KEY": "cost",
@@ -497,9 +499,30 @@ BASE_ENV = {
 }
 
 
+@contextlib.contextmanager
+def _handlers_in_process(handler_env: Mapping[str, str], stdout: io.StringIO) -> Iterator[None]:
+    """The handlers' environment for the block, their caches fresh at both ends (clients made for
+    moto, settings read from `handler_env`), and all they print, Powertools' log lines included, in
+    `stdout` (what the log bytes are counted from)."""
+    from voice_webhooks.runtime.observability import logger
+
+    from voicedev.handler_caches import reset_handler_caches
+
+    with scoped_environment(handler_env), contextlib.redirect_stdout(stdout):
+        reset_handler_caches()
+        # The logger's handler holds the sys.stdout of its first import: redirect_stdout misses it.
+        handler_stream = logger.registered_handler.stream  # type: ignore[attr-defined]
+        logger.registered_handler.stream = stdout  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            logger.registered_handler.stream = handler_stream  # type: ignore[attr-defined]
+            reset_handler_caches()
+
+
 def measure(calls: int = 30) -> Measured:
     """Play `calls` typical calls in process under moto and measure them (see the module doc)."""
-    with _environment(BASE_ENV):
+    with scoped_environment(BASE_ENV):
         return _measure(calls)
 
 
@@ -512,10 +535,10 @@ def _measure(calls: int) -> Measured:
     from voicedev.emulator.scenarios import get
     from voicedev.local_api import (
         FunctionLoader,
-        FunctionSpec,
         IncomingRequest,
         LocalLambdaContext,
         build_event,
+        function_spec,
         http_response,
         template_routes,
     )
@@ -526,14 +549,7 @@ def _measure(calls: int) -> Measured:
     globals_ = template["Globals"]["Function"]
     functions = resources_of_type("AWS::Serverless::Function", template)
     routes = {route.path: route for route in template_routes(template)}
-    archiver_props = functions["RecordingArchiverFunction"]
-    archiver_spec = FunctionSpec(
-        name="RecordingArchiverFunction",
-        code_uri=PROJECT_ROOT / archiver_props["CodeUri"],
-        handler=archiver_props["Handler"],
-        timeout_seconds=int(archiver_props.get("Timeout", globals_["Timeout"])),
-        memory_mb=int(archiver_props.get("MemorySize", globals_["MemorySize"])),
-    )
+    archiver_spec = function_spec(template, "RecordingArchiverFunction")
     base_env = {**BASE_ENV, "PATH": os.environ.get("PATH", "")}
     durations: dict[str, list[float]] = {}
     first: dict[str, float] = {}
@@ -598,10 +614,7 @@ def _measure(calls: int) -> Measured:
     api_requests = 0
     recording_bytes = 0
     with mock_aws(), FakeMediaHost(auth_token=DEV_AUTH_TOKEN) as media:
-        from voice_webhooks.runtime.observability import logger
-
         from voicedev import template_resources
-        from voicedev.handler_caches import reset_handler_caches
 
         boto3.setup_default_session()
         session = boto3.DEFAULT_SESSION
@@ -624,11 +637,8 @@ def _measure(calls: int) -> Measured:
             "FLOW_CONFIG": str(PROJECT_ROOT / "config" / "flows.example.json"),
             "EVENT_TTL_DAYS": str(template["Parameters"]["EventRetentionDays"]["Default"]),
         }
-        with _environment(handler_env), contextlib.redirect_stdout(stdout):
-            reset_handler_caches()
+        with _handlers_in_process(handler_env, stdout):
             session.events.register("before-call", record_call)
-            handler_stream = logger.registered_handler.stream  # type: ignore[attr-defined]
-            logger.registered_handler.stream = stdout  # type: ignore[attr-defined]
             try:
                 config = EmulatorConfig(
                     base_url=f"https://{API_DOMAIN}", timeout=10, media_api_base=media.api_base
@@ -668,8 +678,6 @@ def _measure(calls: int) -> Measured:
                 items = session.resource("dynamodb").Table(table).scan()["Items"]
             finally:
                 session.events.unregister("before-call", record_call)
-                logger.registered_handler.stream = handler_stream  # type: ignore[attr-defined]
-                reset_handler_caches()
 
     # DynamoDB request units: each write costs the written item's size in KB (rounded up); each
     # strongly consistent read the item's size per 4 KB (eventually consistent: half). Item sizes are
@@ -828,7 +836,7 @@ def measure_reconciler(sessions: int = 40) -> ReconcilerMeasured:
         return original(client, operation, params)
 
     env = {"AWS_ACCESS_KEY_ID": "cost", "AWS_SECRET_ACCESS_KEY": "cost", "AWS_DEFAULT_REGION": "us-east-1"}
-    with _environment(env), mock_aws(), FakeTwilioApi(auth_token=DEV_AUTH_TOKEN) as api:
+    with scoped_environment(env), mock_aws(), FakeTwilioApi(auth_token=DEV_AUTH_TOKEN) as api:
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         props = resources_of_type("AWS::DynamoDB::Table")["EventsTable"]
         [index] = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == "ByReconcileDue"]
@@ -995,20 +1003,15 @@ def render_reconciler(figures: ReconcilerMeasured) -> str:
 
 
 def reconciler_section(figures: ReconcilerMeasured) -> str:
-    body = ["```json", figures.to_json(), "```", "", render_reconciler(figures)]
-    return "\n".join([RECONCILER_BEGIN, "", *body, "", RECONCILER_END])
+    return _section(RECONCILER_BEGIN, RECONCILER_END, figures.to_json(), render_reconciler(figures))
 
 
 def reconciler_from_doc(text: str) -> ReconcilerMeasured:
-    section = text.split(RECONCILER_BEGIN, 1)[1].split(RECONCILER_END, 1)[0]
-    return ReconcilerMeasured.from_json(section.split("```json", 1)[1].split("```", 1)[0])
+    return ReconcilerMeasured.from_json(_section_json(text, RECONCILER_BEGIN, RECONCILER_END))
 
 
 def write_reconciler_doc(figures: ReconcilerMeasured, path: Path = DOC) -> None:
-    text = path.read_text(encoding="utf-8")
-    before, rest = text.split(RECONCILER_BEGIN, 1)
-    _, after = rest.split(RECONCILER_END, 1)
-    path.write_text(before + reconciler_section(figures) + after, encoding="utf-8")
+    _replace_section(path, RECONCILER_BEGIN, RECONCILER_END, reconciler_section(figures))
 
 
 # --- the relay agent (docs/relay-agent.md): per minute of conversation ---------------------------------
@@ -1161,20 +1164,15 @@ def render_relay(figures: RelayMeasured) -> str:
 
 
 def relay_section(figures: RelayMeasured) -> str:
-    body = ["```json", figures.to_json(), "```", "", render_relay(figures)]
-    return "\n".join([RELAY_BEGIN, "", *body, "", RELAY_END])
+    return _section(RELAY_BEGIN, RELAY_END, figures.to_json(), render_relay(figures))
 
 
 def relay_from_doc(text: str) -> RelayMeasured:
-    section = text.split(RELAY_BEGIN, 1)[1].split(RELAY_END, 1)[0]
-    return RelayMeasured.from_json(section.split("```json", 1)[1].split("```", 1)[0])
+    return RelayMeasured.from_json(_section_json(text, RELAY_BEGIN, RELAY_END))
 
 
 def write_relay_doc(figures: RelayMeasured, path: Path = DOC) -> None:
-    text = path.read_text(encoding="utf-8")
-    before, rest = text.split(RELAY_BEGIN, 1)
-    _, after = rest.split(RELAY_END, 1)
-    path.write_text(before + relay_section(figures) + after, encoding="utf-8")
+    _replace_section(path, RELAY_BEGIN, RELAY_END, relay_section(figures))
 
 
 def measure_relay(conversations: int = 3, turns: int = 30) -> RelayMeasured:
@@ -1183,7 +1181,7 @@ def measure_relay(conversations: int = 3, turns: int = 30) -> RelayMeasured:
     handshake, `setup`, `turns` prompts, the close. `@connections` is a counter in place of API
     Gateway. Request units come from each item's size just after the write (one more read, not
     counted) and from the items each read returned."""
-    with _environment(BASE_ENV):
+    with scoped_environment(BASE_ENV):
         return _measure_relay(conversations, turns)
 
 
@@ -1193,11 +1191,9 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
     from botocore.client import BaseClient
     from moto import mock_aws
     from voice_webhooks.relay import connections, reset_relay_caches
-    from voice_webhooks.runtime.observability import logger
 
     from voicedev import template_resources
-    from voicedev.handler_caches import reset_handler_caches
-    from voicedev.local_api import FunctionLoader, FunctionSpec, LocalLambdaContext
+    from voicedev.local_api import FunctionLoader, LocalLambdaContext, function_spec
     from voicedev.relay_events import (
         SAMPLE_RELAY_DOMAIN,
         STAGE,
@@ -1210,8 +1206,6 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
     from voicedev.twilio_signing import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
     template = load_template()
-    globals_ = template["Globals"]["Function"]
-    functions = resources_of_type("AWS::Serverless::Function", template)
     deserializer = TypeDeserializer()
     original = BaseClient._make_api_call
     counting = False
@@ -1264,18 +1258,8 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
             nonlocal requests
             requests += 1
 
-    def spec(name: str) -> FunctionSpec:
-        props = functions[name]
-        return FunctionSpec(
-            name=name,
-            code_uri=PROJECT_ROOT / props["CodeUri"],
-            handler=props["Handler"],
-            timeout_seconds=int(props.get("Timeout", globals_["Timeout"])),
-            memory_mb=int(props.get("MemorySize", globals_["MemorySize"])),
-        )
-
     specs = {
-        route: spec(name)
+        route: function_spec(template, name)
         for route, name in (
             ("connect", "RelayConnectFunction"),
             ("message", "RelayMessageFunction"),
@@ -1336,12 +1320,9 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
             "RELAY_PUBLIC_URL": f"wss://{SAMPLE_RELAY_DOMAIN}/{STAGE}",
         }
         saved_poster = connections.management_api
-        with _environment(handler_env), contextlib.redirect_stdout(stdout):
-            reset_handler_caches()
+        with _handlers_in_process(handler_env, stdout):
             reset_relay_caches()
             connections.management_api = lambda context: Posts()  # type: ignore[assignment]  # noqa: ARG005
-            handler_stream = logger.registered_handler.stream  # type: ignore[attr-defined]
-            logger.registered_handler.stream = stdout  # type: ignore[attr-defined]
             BaseClient._make_api_call = tapped
             try:
                 for index in range(conversations + 1):  # the first one warms the handlers: not counted
@@ -1374,9 +1355,7 @@ def _measure_relay(conversations: int, turns: int) -> RelayMeasured:
                         per_conversation = dict.fromkeys(per_conversation, 0.0)
             finally:
                 BaseClient._make_api_call = original
-                logger.registered_handler.stream = handler_stream  # type: ignore[attr-defined]
                 connections.management_api = saved_poster
-                reset_handler_caches()
                 reset_relay_caches()
 
     turn = spread(samples["turn"], 0.9)

@@ -9,7 +9,6 @@ and a call's Recordings list, as `api.twilio.com` answers them, for the calls it
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import threading
@@ -20,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from voicedev.loopback_server import LoopbackServer
+from voicedev.loopback_server import LoopbackServer, basic_credentials
 from voicedev.template_resources import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -124,12 +123,7 @@ class FakeTwilioApi(LoopbackServer):
     server_name: ClassVar[str] = "fake-twilio-api"
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
-        api = self
-
-        class Handler(_ApiHandler):
-            fake = api
-
-        return Handler
+        return self.bound_handler(_ApiHandler)
 
     # -- what Twilio knows ------------------------------------------------------------------------
 
@@ -228,13 +222,7 @@ class FakeTwilioApi(LoopbackServer):
     # -- answers ----------------------------------------------------------------------------------
 
     def _authorized(self, account: str, authorization: str | None) -> bool:
-        if not authorization or not authorization.startswith("Basic "):
-            return False
-        try:
-            username, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
-        except ValueError:
-            return False
-        return username == account and password == self.auth_token
+        return basic_credentials(authorization) == (account, self.auth_token)
 
     def answer(self, path: str, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
         status, headers, body = self._answer(path, authorization)
@@ -275,14 +263,14 @@ class FakeTwilioApi(LoopbackServer):
 
 
 class _ApiHandler(BaseHTTPRequestHandler):
-    fake: FakeTwilioApi
+    owner: FakeTwilioApi
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
 
     def do_GET(self) -> None:
-        status, headers, body = self.fake.answer(self.path, self.headers.get("Authorization"))
+        status, headers, body = self.owner.answer(self.path, self.headers.get("Authorization"))
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)

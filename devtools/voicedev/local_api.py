@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, unquote
 from voicedev.local_aws import ACCOUNT_ID
 from voicedev.local_settings import HOST, REGION
 from voicedev.loopback_server import LoopbackServer
-from voicedev.template_resources import PROJECT_ROOT, http_api_routes, load_template, resources_of_type
+from voicedev.template_resources import PROJECT_ROOT, http_api_routes, load_template
 
 # API Gateway's payload limit for HTTP APIs.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -84,22 +84,26 @@ class ApiRoute:
         return f"{self.method} {self.path}"
 
 
+def function_spec(template: Mapping[str, Any], name: str) -> FunctionSpec:
+    """A template function as Lambda runs it (Globals fill CodeUri, Handler, Timeout, MemorySize)."""
+    globals_ = template.get("Globals", {}).get("Function", {})
+    props = {**globals_, **template["Resources"][name].get("Properties", {})}
+    return FunctionSpec(
+        name=name,
+        code_uri=PROJECT_ROOT / str(props.get("CodeUri", ".")),
+        handler=str(props.get("Handler", "app.lambda_handler")),
+        timeout_seconds=int(props.get("Timeout", DEFAULT_TIMEOUT_SECONDS)),
+        memory_mb=int(props.get("MemorySize", DEFAULT_MEMORY_MB)),
+    )
+
+
 def template_routes(template: Mapping[str, Any] | None = None) -> list[ApiRoute]:
     """Every HttpApi event of template.yaml, with its function's Timeout and MemorySize."""
     template_dict = dict(template) if template is not None else load_template()
-    globals_ = template_dict.get("Globals", {}).get("Function", {})
-    functions = resources_of_type("AWS::Serverless::Function", template_dict)
-    routes = []
-    for route in http_api_routes(template_dict):
-        props = functions[route.function]
-        spec = FunctionSpec(
-            name=route.function,
-            code_uri=route.code_uri,
-            handler=route.handler,
-            timeout_seconds=int(props.get("Timeout", globals_.get("Timeout", DEFAULT_TIMEOUT_SECONDS))),
-            memory_mb=int(props.get("MemorySize", globals_.get("MemorySize", DEFAULT_MEMORY_MB))),
-        )
-        routes.append(ApiRoute(method=route.method, path=route.path, function=spec))
+    routes = [
+        ApiRoute(method=route.method, path=route.path, function=function_spec(template_dict, route.function))
+        for route in http_api_routes(template_dict)
+    ]
     return sorted(routes, key=lambda route: route.path)
 
 
@@ -377,12 +381,7 @@ class _Listener(LoopbackServer):
     api: LocalApi
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
-        api = self.api
-
-        class Handler(_RequestHandler):
-            local_api = api
-
-        return Handler
+        return self.bound_handler(_RequestHandler)
 
 
 class LocalApi:
@@ -495,7 +494,7 @@ class LocalApi:
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
-    local_api: LocalApi
+    owner: _Listener
     protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway; every answer has a Content-Length
 
     def version_string(self) -> str:
@@ -542,7 +541,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body=body,
             source_ip=self.client_address[0],
         )
-        self._send(self.local_api.serve(request))
+        self._send(self.owner.api.serve(request))
 
     def _send(self, response: OutgoingResponse) -> None:
         self.send_response(response.status)

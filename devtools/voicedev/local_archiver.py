@@ -32,8 +32,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 from voicedev.local_settings import HOST
-from voicedev.loopback_server import LoopbackServer
-from voicedev.template_resources import PROJECT_ROOT, resources_of_type
+from voicedev.loopback_server import LoopbackServer, basic_credentials
+from voicedev.template_resources import resources_of_type
 
 API_PREFIX = "/2010-04-01"
 _MEDIA_PATH = re.compile(
@@ -105,12 +105,7 @@ class FakeMediaHost(LoopbackServer):
     server_name: ClassVar[str] = "fake-media-host"
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
-        host = self
-
-        class Handler(_MediaHandler):
-            media_host = host
-
-        return Handler
+        return self.bound_handler(_MediaHandler)
 
     @property
     def api_base(self) -> str:
@@ -136,12 +131,10 @@ class FakeMediaHost(LoopbackServer):
             )
 
     def _authorized(self, account: str, authorization: str | None) -> bool:
-        if not authorization or not authorization.startswith("Basic "):
+        credentials = basic_credentials(authorization)
+        if credentials is None:
             return False
-        try:
-            username, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
-        except ValueError:
-            return False
+        username, password = credentials
         if username == account and password == self.auth_token:
             return True
         return username in self.api_keys and self.api_keys[username] == password
@@ -185,14 +178,14 @@ class FakeMediaHost(LoopbackServer):
 
 
 class _MediaHandler(BaseHTTPRequestHandler):
-    media_host: FakeMediaHost
+    owner: FakeMediaHost
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the local mode prints one line per archived batch instead."""
 
     def _handle(self, method: str) -> None:
-        status, headers, body = self.media_host.answer(
+        status, headers, body = self.owner.answer(
             method, self.path.split("?", 1)[0], self.headers.get("Authorization")
         )
         self.send_response(status)
@@ -420,17 +413,10 @@ class LocalArchiving:
         invoke_lock: AbstractContextManager[Any] | None,
         print_line: Callable[[str], None],
     ) -> None:
-        from voicedev.local_api import FunctionSpec
+        from voicedev.local_api import function_spec
 
-        name, props, mapping = archiver_mapping(template)
-        globals_ = template.get("Globals", {}).get("Function", {})
-        self.spec = FunctionSpec(
-            name=name,
-            code_uri=PROJECT_ROOT / props["CodeUri"],
-            handler=props["Handler"],
-            timeout_seconds=int(props.get("Timeout", globals_.get("Timeout", 3))),
-            memory_mb=int(props.get("MemorySize", globals_.get("MemorySize", 128))),
-        )
+        name, _, mapping = archiver_mapping(template)
+        self.spec = function_spec(template, name)
         self.batch_size = int(mapping.get("BatchSize", 10))
         self.media = FakeMediaHost(auth_token=auth_token, port=media_port)
         self.loader = loader

@@ -49,15 +49,14 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
 from voicedev.local_api import (
-    DEFAULT_MEMORY_MB,
-    DEFAULT_TIMEOUT_SECONDS,
     FunctionLoader,
     FunctionSpec,
     HandlerNotBuilt,
     LocalLambdaContext,
+    function_spec,
 )
 from voicedev.local_settings import HOST
-from voicedev.template_resources import PROJECT_ROOT, load_template
+from voicedev.template_resources import load_template
 
 CONNECT, DEFAULT, DISCONNECT = "$connect", "$default", "$disconnect"
 DEFAULT_STAGE = "relay"
@@ -122,19 +121,6 @@ def _plain_string(value: Any, template: Mapping[str, Any], default: str) -> str:
         if isinstance(parameter.get("Default"), str):
             return str(parameter["Default"])
     return default
-
-
-def function_spec(template: Mapping[str, Any], name: str) -> FunctionSpec:
-    """A template function as Lambda runs it (Globals fill CodeUri, Handler, Timeout, MemorySize)."""
-    globals_ = template.get("Globals", {}).get("Function", {})
-    props = {**globals_, **template["Resources"][name].get("Properties", {})}
-    return FunctionSpec(
-        name=name,
-        code_uri=PROJECT_ROOT / str(props.get("CodeUri", ".")),
-        handler=str(props.get("Handler", "app.lambda_handler")),
-        timeout_seconds=int(props.get("Timeout", DEFAULT_TIMEOUT_SECONDS)),
-        memory_mb=int(props.get("MemorySize", DEFAULT_MEMORY_MB)),
-    )
 
 
 def websocket_api(template: Mapping[str, Any] | None = None) -> WebSocketApiSpec | None:
@@ -612,6 +598,30 @@ class LocalWebSocketApi:
         if self.on_event is not None:
             self.on_event(record)
 
+    def _record_invocation(
+        self,
+        route_key: str,
+        handshake: Handshake,
+        status: int,
+        milliseconds: float,
+        function: str | None,
+        note: str,
+        event: dict[str, Any],
+    ) -> None:
+        """The record of one route's handler run for the connection `handshake` opened."""
+        self._record(
+            WsRecord(
+                route_key,
+                handshake.connection_id,
+                status,
+                milliseconds,
+                handshake.session,
+                function,
+                note,
+                event,
+            )
+        )
+
     # -- the handshake ---------------------------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -650,18 +660,7 @@ class LocalWebSocketApi:
                 response = connection.respond(http.HTTPStatus.INTERNAL_SERVER_ERROR, text)
             note = "refused: " + " ".join(text.split())[:80]
             connection.relay_handshake = None
-        self._record(
-            WsRecord(
-                CONNECT,
-                handshake.connection_id,
-                status,
-                milliseconds,
-                handshake.session,
-                function,
-                note,
-                event,
-            )
-        )
+        self._record_invocation(CONNECT, handshake, status, milliseconds, function, note, event)
         return response
 
     # -- an open connection ----------------------------------------------------------------------
@@ -739,18 +738,8 @@ class LocalWebSocketApi:
                     ).encode(),
                 )
                 note += "; the client was sent 'Internal server error'"
-            self._record(
-                WsRecord(
-                    route_key,
-                    live.handshake.connection_id,
-                    status,
-                    (time.perf_counter() - started) * 1000,
-                    live.handshake.session,
-                    function,
-                    note,
-                    event,
-                )
-            )
+            milliseconds = (time.perf_counter() - started) * 1000
+            self._record_invocation(route_key, live.handshake, status, milliseconds, function, note, event)
         finally:
             with self._invocations_lock:
                 self._invocations.discard(threading.current_thread())
@@ -774,17 +763,8 @@ class LocalWebSocketApi:
         note = f"code {code}; {live.frames_received} frames in, {live.frames_sent} out"
         if live.close_note:
             note += f"; {live.close_note}"
-        self._record(
-            WsRecord(
-                DISCONNECT,
-                live.handshake.connection_id,
-                status,
-                (time.perf_counter() - started) * 1000,
-                live.handshake.session,
-                function,
-                note,
-                event,
-            )
+        self._record_invocation(
+            DISCONNECT, live.handshake, status, (time.perf_counter() - started) * 1000, function, note, event
         )
 
     # -- the management API's actions ------------------------------------------------------------

@@ -3,15 +3,29 @@ share (its API, `FakeMediaHost`, `FakeTwilioApi`). Port 0 picks a free port; `or
 
 from __future__ import annotations
 
+import base64
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar, Self
+from typing import ClassVar, Self, cast
 
 from voicedev.local_settings import HOST
 
 
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """(username, password) of an HTTP Basic `Authorization` header, as the fakes of Twilio's API
+    and media host check it; None when there is none or it does not decode."""
+    if not authorization or not authorization.startswith("Basic "):
+        return None
+    try:
+        username, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+    except ValueError:
+        return None
+    return username, password
+
+
 class LoopbackServer:
-    """Subclasses (dataclasses) give `port` and `handler_class()`; `start`/`stop` or `with`."""
+    """Subclasses (dataclasses) give `port` and `handler_class()` (most: `bound_handler(...)`);
+    `start`/`stop` or `with`."""
 
     server_name: ClassVar[str] = "loopback-server"
     """The thread's name, and what `origin` names when the server is not running."""
@@ -24,6 +38,11 @@ class LoopbackServer:
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
         """The request handler, bound to this instance."""
         raise NotImplementedError
+
+    def bound_handler(self, handler: type[BaseHTTPRequestHandler]) -> type[BaseHTTPRequestHandler]:
+        """A subclass of `handler` whose requests reach this server as `self.owner`. One class per
+        server, not a class attribute of `handler`: tests run several servers of a kind at once."""
+        return cast("type[BaseHTTPRequestHandler]", type(handler.__name__, (handler,), {"owner": self}))
 
     def bind(self) -> Self:
         """Take the port (so `origin` is known) without serving yet; `start` serves."""

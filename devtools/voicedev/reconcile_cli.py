@@ -20,6 +20,7 @@ from voice_webhooks.reconcile.settings import load_settings
 from voicedev.fake_twilio_api import FakeTwilioApi, played_calls_default, read_played_calls
 from voicedev.local_aws import AUTH_TOKEN_SECRET_NAME, DUMMY_CREDENTIALS
 from voicedev.local_settings import HOST, REGION, LocalSettings, load_local_settings
+from voicedev.scoped_environment import scoped_environment
 
 TABLE = "EventsTable"
 QUEUE = "RecordingsQueue"
@@ -45,36 +46,33 @@ def reconcile_local(
         "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIALS["aws_secret_access_key"],
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION") or REGION,
     }
-    saved = {name: os.environ.get(name) for name in pointing}
-    os.environ.update(pointing)
-    reset_handler_caches()
     try:
-        import boto3
+        with scoped_environment(pointing):
+            reset_handler_caches()
+            import boto3
 
-        sqs = boto3.client("sqs", region_name=pointing["AWS_DEFAULT_REGION"], endpoint_url=aws_endpoint_url)
-        queue_url = str(sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"])
-        with FakeTwilioApi(auth_token=auth_token) as api:
-            api.load_played(read_played_calls(played))
-            settings = load_settings(
-                {
-                    "EVENTS_TABLE_NAME": TABLE,
-                    "RECORDINGS_QUEUE_URL": queue_url,
-                    "TWILIO_AUTH_TOKEN_SECRET": AUTH_TOKEN_SECRET_NAME,
-                    "TWILIO_API_BASE_URL": api.origin,
-                    "TWILIO_API_ORIGINS": api.origin,
-                    "RECONCILE_GRACE_MINUTES": str(grace_minutes),
-                    "RECONCILE_MAX_SESSIONS": str(max_sessions),
-                    "RECONCILE_CONCURRENCY": str(concurrency),
-                }
+            sqs = boto3.client(
+                "sqs", region_name=pointing["AWS_DEFAULT_REGION"], endpoint_url=aws_endpoint_url
             )
-            report = run_once(settings, remaining_seconds=120)
-        return report, api
+            queue_url = str(sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"])
+            with FakeTwilioApi(auth_token=auth_token) as api:
+                api.load_played(read_played_calls(played))
+                settings = load_settings(
+                    {
+                        "EVENTS_TABLE_NAME": TABLE,
+                        "RECORDINGS_QUEUE_URL": queue_url,
+                        "TWILIO_AUTH_TOKEN_SECRET": AUTH_TOKEN_SECRET_NAME,
+                        "TWILIO_API_BASE_URL": api.origin,
+                        "TWILIO_API_ORIGINS": api.origin,
+                        "RECONCILE_GRACE_MINUTES": str(grace_minutes),
+                        "RECONCILE_MAX_SESSIONS": str(max_sessions),
+                        "RECONCILE_CONCURRENCY": str(concurrency),
+                    }
+                )
+                report = run_once(settings, remaining_seconds=120)
+            return report, api
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        # The cached clients point at the local mode: forget them once the old environment is back.
         reset_handler_caches()
 
 

@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -296,14 +297,21 @@ def venv_ready() -> None:
         pytest.fail(f"make venv failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
 
 
-@pytest.fixture(scope="session")
-def local_mode(venv_ready: None) -> Iterator[LocalModeProcess]:
-    local = start_local_mode()
+@contextmanager
+def running_local_mode(**settings: str) -> Iterator[LocalModeProcess]:
+    """`start_local_mode`, stopped with SIGTERM after the block: it must exit 0."""
+    local = start_local_mode(**settings)
     try:
         yield local
     finally:
         status = local.stop()
         assert status == 0, f"make local exited with {status} on SIGTERM:\n{local.output()}"
+
+
+@pytest.fixture(scope="session")
+def local_mode(venv_ready: None) -> Iterator[LocalModeProcess]:
+    with running_local_mode() as local:
+        yield local
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ handled by its own invocation while the answer's invocation still streams, as in
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from voicedev.emulator.output import call_report
 from voicedev.emulator.scenarios import RELAY_SCENARIOS, Scenario, get
 from voicedev.local_api import FunctionSpec
 from voicedev.local_ws import LocalWebSocketApi, WebSocketApiSpec
+from voicedev.scoped_environment import scoped_environment
 
 from tests.e2e.test_local_websocket import Records
 from tests.unit.test_emulator_signing import FakeTwilioApp, Received, config_for, fake_app
@@ -44,18 +44,12 @@ def server() -> Iterator[tuple[LocalWebSocketApi, Records]]:
         "AWS_SECRET_ACCESS_KEY": "e2e",
         "AWS_REGION": "us-east-1",
     }
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    api.start()
-    try:
-        yield api, records
-    finally:
-        api.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with scoped_environment(values):
+        api.start()
+        try:
+            yield api, records
+        finally:
+            api.stop()
 
 
 def serve(app: FakeTwilioApp, api: LocalWebSocketApi) -> None:

@@ -22,7 +22,7 @@ from voicedev.local_ws import template_has_websocket_api
 from voicedev.twilio_signing import DEV_AUTH_TOKEN
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.conftest import LocalModeProcess, connect_params, start_local_mode
+from tests.e2e.conftest import LocalModeProcess, connect_params, running_local_mode
 
 pytestmark = pytest.mark.skipif(
     not template_has_websocket_api(),
@@ -34,12 +34,8 @@ SUPPORT = "+15550100100"  # flows.example.json: the `concierge` flow's `support`
 
 @pytest.fixture(scope="module")
 def relay_local(venv_ready: None) -> Iterator[LocalModeProcess]:
-    local = start_local_mode()
-    try:
+    with running_local_mode() as local:
         yield local
-    finally:
-        status = local.stop()
-        assert status == 0, f"make local exited with {status} on SIGTERM:\n{local.output()}"
 
 
 def play(local: LocalModeProcess, scenario: Scenario) -> CallResult:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from voice_webhooks.callbacks.models import RecordingStatusCallback
-from voice_webhooks.callbacks.recordings import handle_recording_callback
+from voice_webhooks.callbacks.recordings import RecordingResult, handle_recording_callback
 from voice_webhooks.errors import ConfigurationError
 from voice_webhooks.queues.recording_messages import RecordingPublisher
 from voice_webhooks.reconcile.claim_store import recording_route_store
@@ -41,16 +41,29 @@ def lost_call(
     """A call Twilio finished (with its recordings) whose final callbacks never reached us."""
     session_id = world.open_session(**session)
     call_sid = call_sid_of(session_id)
-    world.api.add_call(DEV_ACCOUNT_SID, call_sid, status, duration=42)
-    sids = [new_recording_sid() for _ in range(recordings)]
-    for sid in sids:
-        world.api.add_recording(
-            DEV_ACCOUNT_SID,
-            call_sid,
-            sid,
-            url=f"https://api.twilio.com/2010-04-01/Accounts/{DEV_ACCOUNT_SID}/Recordings/{sid}",
-        )
-    return session_id, sids
+    return session_id, world.twilio_call(call_sid, status, duration=42, recordings=recordings)
+
+
+def recording_completed(world: World, session_id: str, recording_sid: str, **fields: str) -> RecordingResult:
+    """Twilio's `completed` recording callback for the session's call, handled by the recording
+    route's domain function."""
+    callback = RecordingStatusCallback.model_validate(
+        {
+            "AccountSid": DEV_ACCOUNT_SID,
+            "CallSid": call_sid_of(session_id),
+            "RecordingSid": recording_sid,
+            "RecordingStatus": "completed",
+            "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{DEV_ACCOUNT_SID}/Recordings/{recording_sid}",
+            **fields,
+        }
+    )
+    return handle_recording_callback(
+        callback,
+        session_id,
+        recording_route_store(world.table),
+        RecordingPublisher(world.queue_url),
+        ttl_days=90,
+    )
 
 
 def seconds_from_now(value: str) -> float:
@@ -103,23 +116,7 @@ def test_a_late_twilio_callback_after_reconciliation_queues_nothing_more(world: 
     assert len(world.messages()) == 1
 
     # When Twilio's recording callback finally arrives, through the recording route's domain function
-    callback = RecordingStatusCallback.model_validate(
-        {
-            "AccountSid": DEV_ACCOUNT_SID,
-            "CallSid": call_sid_of(session_id),
-            "RecordingSid": recording_sid,
-            "RecordingStatus": "completed",
-            "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{DEV_ACCOUNT_SID}/Recordings/{recording_sid}",
-            "RecordingDuration": "5",
-        }
-    )
-    result = handle_recording_callback(
-        callback,
-        session_id,
-        recording_route_store(world.table),
-        RecordingPublisher(world.queue_url),
-        ttl_days=90,
-    )
+    result = recording_completed(world, session_id, recording_sid, RecordingDuration="5")
 
     # Then nothing more is queued, and a second run finds nothing to do
     assert result.queued_now is False
@@ -131,22 +128,7 @@ def test_a_late_twilio_callback_after_reconciliation_queues_nothing_more(world: 
 def test_a_recording_twilio_delivered_and_queued_is_not_queued_again(world: World) -> None:
     # Given a call whose recording callback arrived (and was queued) but whose final status was lost
     session_id, [recording_sid] = lost_call(world)
-    callback = RecordingStatusCallback.model_validate(
-        {
-            "AccountSid": DEV_ACCOUNT_SID,
-            "CallSid": call_sid_of(session_id),
-            "RecordingSid": recording_sid,
-            "RecordingStatus": "completed",
-            "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{DEV_ACCOUNT_SID}/Recordings/{recording_sid}",
-        }
-    )
-    assert handle_recording_callback(
-        callback,
-        session_id,
-        recording_route_store(world.table),
-        RecordingPublisher(world.queue_url),
-        ttl_days=90,
-    ).queued_now
+    assert recording_completed(world, session_id, recording_sid).queued_now
     assert len(world.messages()) == 1
 
     # When the reconciler settles the call

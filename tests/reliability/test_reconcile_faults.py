@@ -22,7 +22,7 @@ from voice_webhooks.reconcile.run import run_once
 from voice_webhooks.storage.sessions import SessionStore
 from voicedev.twilio_signing import DEV_ACCOUNT_SID
 
-from tests.reconcile_support import World, new_recording_sid, reconcile_world
+from tests.reconcile_support import World, reconcile_world
 from tests.reliability.harness import AwsCall, AwsTap, Fault, FaultKind
 from tests.reliability.ledger import LEDGER
 
@@ -59,16 +59,8 @@ def scenario(world: World) -> Calls:
                 identity={"AccountSid": DEV_ACCOUNT_SID},
                 now=(datetime.now(UTC) - timedelta(minutes=20)).isoformat(),
             )
-        world.api.add_call(DEV_ACCOUNT_SID, call_sid, status, duration=30)
-        sids = [new_recording_sid() for _ in range(count)]
-        for sid in sids:
-            world.api.add_recording(
-                DEV_ACCOUNT_SID,
-                call_sid,
-                sid,
-                url=f"https://api.twilio.com/2010-04-01/Accounts/{DEV_ACCOUNT_SID}/Recordings/{sid}",
-            )
-        sessions[role], recordings[role] = session_id, sids
+        sessions[role] = session_id
+        recordings[role] = world.twilio_call(call_sid, status, duration=30, recordings=count)
     return Calls(sessions, recordings)
 
 

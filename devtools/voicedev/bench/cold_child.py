@@ -40,13 +40,19 @@ class Context:
         return max(int((self._deadline - time.monotonic()) * 1000), 0)
 
 
-def serve(spec: dict[str, Any], marks: dict[str, float]) -> Any:
-    module_spec = importlib.util.spec_from_file_location("app", spec["app"])
+def load_app(path: str) -> Any:
+    """The function's app.py imported by path under the name `app`, as Lambda's runtime does."""
+    module_spec = importlib.util.spec_from_file_location("app", path)
     assert module_spec is not None
     assert module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
     sys.modules["app"] = module
     module_spec.loader.exec_module(module)
+    return module
+
+
+def serve(spec: dict[str, Any], marks: dict[str, float]) -> Any:
+    module = load_app(spec["app"])
     marks["imported"] = time.perf_counter()
     return module.lambda_handler(spec["event"], Context(spec))
 
@@ -58,12 +64,7 @@ def restore(spec: dict[str, Any], marks: dict[str, float]) -> Any:
     import os
 
     os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"  # what Lambda sets for a snapshot
-    module_spec = importlib.util.spec_from_file_location("app", spec["app"])
-    assert module_spec is not None
-    assert module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules["app"] = module
-    module_spec.loader.exec_module(module)
+    module = load_app(spec["app"])
     from voice_webhooks.runtime import snapstart
 
     snapstart.before_snapshot()

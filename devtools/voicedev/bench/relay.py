@@ -11,10 +11,8 @@ the WebSocket API (the relay agent's handlers); otherwise the section says why, 
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
@@ -26,6 +24,7 @@ from voicedev.emulator.relay import open_socket, setup_frame
 from voicedev.emulator.scenarios import AGENT_LINE
 from voicedev.local_api import FunctionSpec
 from voicedev.local_ws import LocalWebSocketApi, WebSocketApiSpec, template_has_websocket_api
+from voicedev.scoped_environment import scoped_environment
 
 PROMPT = "What are your opening hours?"
 RECV_TIMEOUT = 15.0
@@ -149,20 +148,6 @@ FLOOR = FunctionSpec(
 )
 
 
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def run_floor(prompts: int, result: RelayLatency) -> None:
     """The floor, through a local WebSocket API of its own (no $connect route: every upgrade opens)."""
     from voicedev.local_aws import DUMMY_CREDENTIALS
@@ -175,7 +160,7 @@ def run_floor(prompts: int, result: RelayLatency) -> None:
         "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIALS["aws_secret_access_key"],
         "AWS_REGION": "us-east-1",
     }
-    with _environment({**api.environment(), **credentials}):
+    with scoped_environment({**api.environment(), **credentials}):
         api.start()
         try:
             with open_socket(api.url + "?session=floor&attempt=1", DEV_AUTH_TOKEN, RECV_TIMEOUT) as ws:

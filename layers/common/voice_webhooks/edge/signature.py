@@ -9,7 +9,6 @@ Two kinds of signature, chosen by the `X-Twilio-Webhooks-Signature-Settings` hea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlparse, urlsplit
@@ -24,7 +23,7 @@ from voice_webhooks.runtime.observability import logger, reduced
 # HMAC-SHA1 is what the auth token signs with; a SharedKey is only accepted with SHA-256.
 SHARED_KEY_ALGORITHMS = frozenset({HMAC_SHA256})
 # The algorithms twilio's validator knows (its compute_signature raises for any other).
-_VALIDATOR_ALGORITHMS = frozenset({HMAC_SHA1, HMAC_SHA256})
+_VALIDATORS = frozenset({HMAC_SHA1, HMAC_SHA256})
 
 
 @dataclass(frozen=True)
@@ -61,10 +60,10 @@ def validator_accepts(
     form the URL arrived in is tried first, which is the one Twilio signed in the common case, and
     the other only when that one does not match: same accepted set, same refused set. Its
     `bodySHA256` check (a parse of the URL's query on every request) applies only when `params` is
-    the raw body text of a JSON request; ours is always a mapping, so that parse is skipped.
-    Anything else (another `params` type, an algorithm twilio does not know, for which `validate`
-    logs a warning) goes to `validate` itself."""
-    if not isinstance(params, Mapping) or (algorithm or HMAC_SHA1).upper() not in _VALIDATOR_ALGORITHMS:
+    the raw body text of a JSON request; ours is always a mapping, so that parse is skipped. The
+    cases `validate` treats apart (no `params`, body text, an algorithm twilio does not know, for
+    which it logs a warning) go to `validate` itself."""
+    if params is None or isinstance(params, str) or (algorithm or HMAC_SHA1).upper() not in _VALIDATORS:
         return bool(validator.validate(url, params, signature, algorithm))
     first, second = _url_forms(url)
     return bool(

@@ -9,6 +9,7 @@ Two kinds of signature, chosen by the `X-Twilio-Webhooks-Signature-Settings` hea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlparse, urlsplit
@@ -50,7 +51,11 @@ def parse_signature_settings(header: str) -> SharedKeySettings:
 
 
 def validator_accepts(
-    validator: RequestValidator, url: str, params: FormParams, signature: str, algorithm: str | None = None
+    validator: RequestValidator,
+    url: str,
+    params: Mapping[str, str] | str | None,
+    signature: str,
+    algorithm: str | None = None,
 ) -> bool:
     """Exactly `validator.validate(url, params, signature, algorithm)`, with one HMAC where it
     computes two (tests/unit/test_signature_equivalence.py holds the two to the same answers).
@@ -75,9 +80,9 @@ def validator_accepts(
 @lru_cache(maxsize=32)
 def _url_forms(url: str) -> tuple[str, str]:
     """The URL as `validate` signs it with and without its port, the form it arrived in first.
-    Cached: a function's URL is the same on every request (the fallback's) or one per call (the
-    callbacks' `session`), and parsing and rebuilding it cost about half of what one signature
-    does."""
+    Cached: a function's URL is the same on every request (the fallback's) or for every request
+    of a call (the callbacks' `session`), so parsing and rebuilding it each time gave the same
+    answer again."""
     parsed = urlparse(url)
     # Both built first, in validate's order: a URL whose port is not a number raises as it does
     # there (and, raising, is not cached).

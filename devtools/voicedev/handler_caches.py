@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 def reset_handler_caches() -> None:
-    from voice_webhooks.edge.auth_tokens import secrets_provider
+    from voice_webhooks.edge.auth_tokens import _parse_cached, secrets_provider
     from voice_webhooks.flows.loader import _parsed, ssm_provider
     from voice_webhooks.runtime import aws_clients
     from voice_webhooks.runtime.settings import load_settings
@@ -24,6 +24,7 @@ def reset_handler_caches() -> None:
             provider_factory().clear_cache()
         provider_factory.cache_clear()
     _parsed.cache_clear()
+    _parse_cached.cache_clear()
 
 
 def handler_providers() -> dict[str, object]:

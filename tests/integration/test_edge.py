@@ -169,3 +169,48 @@ def test_the_webhook_functions_never_import_the_archiver_code() -> None:
             [sys.executable, "-c", code, app], capture_output=True, text=True, check=True
         )
         assert result.stdout.strip() == "[]", (name, result.stdout, result.stderr[-500:])
+
+
+def test_every_log_line_carries_the_invocations_request_id(aws: Any, log_output: io.StringIO) -> None:
+    # Given the fallback function (it logs on every request) and a queue consumer (no request id)
+    aws.env(RECORDINGS_BUCKET_NAME="recordings")
+    webhook = load_function("fallback")
+    archiver = load_function("archiver")
+    event = json.loads((EVENTS_DIR / "fallback.json").read_text(encoding="utf-8"))
+    unsigned = json.loads((EVENTS_DIR / "fallback-unsigned.json").read_text(encoding="utf-8"))
+
+    seen: dict[str, set[object]] = {}
+    for request_id, sample, status in (
+        ("first-request", event, 200),
+        ("second-request", unsigned, 403),
+        ("third", event, 200),
+    ):
+        # When each invocation comes with its own request id
+        sample = {**sample, "requestContext": {**sample["requestContext"], "requestId": request_id}}
+        assert webhook.lambda_handler(sample, FakeLambdaContext())["statusCode"] == status
+        lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
+        log_output.seek(0)
+        log_output.truncate()
+        seen[request_id] = {line.get("correlation_id") for line in lines}
+
+    # Then every line of an invocation carries that invocation's id, never the one before
+    assert seen == {
+        "first-request": {"first-request"},
+        "second-request": {"second-request"},
+        "third": {"third"},
+    }
+
+    # And a function without an HTTP request logs no correlation id, even after a webhook set one
+    message = {
+        "MessageId": "m1",
+        "ReceiptHandle": "rh",
+        "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+        "Body": "{}",  # not a recording message: logged as such
+        "MD5OfBody": "",
+    }
+    archiver.lambda_handler(
+        sqs_event([message], f"arn:aws:sqs:{REGION}:123456789012:q", REGION), FakeLambdaContext()
+    )
+    lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    assert lines
+    assert all("correlation_id" not in line for line in lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -100,11 +100,17 @@ def read_secret_text(secret_id: str, max_age: int) -> str | bytes:
     return raw
 
 
+# Every request asks for the tokens and gets the same cached text back from Parameters: parsed
+# once per value, not per request (a parse that fails is not cached, so it is retried and logged
+# each time). One entry: after a rotation the old value is not kept.
+_parse_cached = lru_cache(maxsize=1)(parse_secret)
+
+
 def load_auth_tokens(secret_id: str, max_age: int) -> AuthTokens:
     """The token(s) and shared keys, cached for `max_age` seconds. 503 (DependencyUnavailable) when
     the secret cannot be read or is malformed: nothing has been done yet, so a retry is safe."""
     try:
-        return parse_secret(read_secret_text(secret_id, max_age))
+        return _parse_cached(read_secret_text(secret_id, max_age))
     except Exception as exc:
         # Never log the exception text: a parse error could echo part of the secret.
         logger.error("Twilio auth token unavailable", extra={"error_type": type(exc).__name__})

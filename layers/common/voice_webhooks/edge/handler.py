@@ -21,10 +21,10 @@ naming it, never a request.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from voice_webhooks.runtime.observability import logger, metrics, tracer
@@ -46,21 +46,53 @@ Route = Callable[[], "Response[str]"]
 EDGE_MARK = "__voice_webhooks_edge__"
 
 
-def instrumented(
-    handler: Handler, settings_model: type[FunctionSettings], *, correlation_id_path: str | None = None
-) -> Handler:
-    """`handler` inside the logger context, tracer and metrics, in that order (outermost first).
-    The handler names the settings model its function checks (`settings_model`)."""
+def _field(value: Any, name: str) -> Any:
+    # JMESPath's field lookup: `.get`, None where there is nothing to look it up in.
+    try:
+        return value.get(name)
+    except AttributeError:
+        return None
 
-    @logger.inject_lambda_context(correlation_id_path=correlation_id_path, clear_state=True, log_event=False)
-    @tracer.capture_lambda_handler
+
+def request_id(event: Any) -> Any:
+    """`requestContext.requestId` (Powertools' `correlation_paths.API_GATEWAY_HTTP` and
+    `API_GATEWAY_REST`), read as JMESPath reads it: the same value, None where either key is
+    missing or not a mapping. Read directly because Powertools' `correlation_id_path` runs a
+    JMESPath search on every invocation, for two dictionary lookups."""
+    return _field(_field(event, "requestContext"), "requestId")
+
+
+def _with_correlation_id(traced: Handler, read: Callable[[Any], Any]) -> Handler:
+    @functools.wraps(traced)
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # Where `inject_lambda_context(correlation_id_path=...)` sets it: once the logger's state
+        # is cleared and the Lambda context keys are added, before the tracer and the handler.
+        logger.set_correlation_id(read(event))
+        return traced(event, context)
+
+    return lambda_handler
+
+
+def instrumented(
+    handler: Handler,
+    settings_model: type[FunctionSettings],
+    *,
+    correlation_id: Callable[[Any], Any] | None = None,
+) -> Handler:
+    """`handler` inside the logger context (with the correlation id `correlation_id` reads from
+    the event, if any), tracer and metrics, in that order (outermost first). The handler names the
+    settings model its function checks (`settings_model`)."""
+
+    @tracer.capture_lambda_handler  # its subsegment is named after this function: `## lambda_handler`
     @metrics.log_metrics
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return handler(event, context)
 
-    setattr(lambda_handler, EDGE_MARK, True)
-    setattr(lambda_handler, "settings_model", settings_model)  # noqa: B010 - a function attribute
-    return lambda_handler
+    inner = lambda_handler if correlation_id is None else _with_correlation_id(lambda_handler, correlation_id)
+    entry: Handler = logger.inject_lambda_context(clear_state=True, log_event=False)(inner)
+    setattr(entry, EDGE_MARK, True)
+    setattr(entry, "settings_model", settings_model)  # noqa: B010 - a function attribute
+    return entry
 
 
 def is_edge_handler(handler: object) -> bool:
@@ -85,7 +117,7 @@ class WebhookFunction(Generic[W]):
             settings_model, token_outage_answer=token_outage_answer, callback_session=callback_session
         )
         self.lambda_handler: Handler = instrumented(
-            self.app.resolve, settings_model, correlation_id_path=correlation_paths.API_GATEWAY_HTTP
+            self.app.resolve, settings_model, correlation_id=request_id
         )
 
     def route(self, path: str) -> Callable[[Route], Route]:
@@ -156,7 +188,7 @@ def websocket_handler(
         snapstart.settle()  # the init-phase reads, if still running
         return dict(handle(event, load_settings(settings_model)))
 
-    return instrumented(handler, settings_model, correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    return instrumented(handler, settings_model, correlation_id=request_id)
 
 
 def scheduled_handler(

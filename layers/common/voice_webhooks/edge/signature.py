@@ -9,10 +9,12 @@ Two kinds of signature, chosen by the `X-Twilio-Webhooks-Signature-Settings` hea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from functools import lru_cache
+from urllib.parse import urlparse, urlsplit
 
-from twilio.request_validator import HMAC_SHA256, RequestValidator
+from twilio.request_validator import HMAC_SHA1, HMAC_SHA256, RequestValidator, add_port, compare, remove_port
 
 from voice_webhooks.edge.auth_tokens import AuthTokens
 from voice_webhooks.edge.request import FormParams, WebhookRequest
@@ -21,6 +23,8 @@ from voice_webhooks.runtime.observability import logger, reduced
 
 # HMAC-SHA1 is what the auth token signs with; a SharedKey is only accepted with SHA-256.
 SHARED_KEY_ALGORITHMS = frozenset({HMAC_SHA256})
+# The algorithms twilio's validator knows (its compute_signature raises for any other).
+_VALIDATORS = frozenset({HMAC_SHA1, HMAC_SHA256})
 
 
 @dataclass(frozen=True)
@@ -46,19 +50,59 @@ def parse_signature_settings(header: str) -> SharedKeySettings:
     return SharedKeySettings(key_id=parts["key"], algorithm=parts["algorithm"])
 
 
+def validator_accepts(
+    validator: RequestValidator,
+    url: str,
+    params: Mapping[str, str] | str | None,
+    signature: str,
+    algorithm: str | None = None,
+) -> bool:
+    """Exactly `validator.validate(url, params, signature, algorithm)`, with one HMAC where it
+    computes two (tests/unit/test_signature_equivalence.py holds the two to the same answers).
+
+    `validate` signs the URL both without and with its port (`:443`/`:80`; Twilio is not consistent
+    about the default port) and accepts either; both HMACs are computed on every request. Here the
+    form the URL arrived in is tried first, which is the one Twilio signed in the common case, and
+    the other only when that one does not match: same accepted set, same refused set. Its
+    `bodySHA256` check (a parse of the URL's query on every request) applies only when `params` is
+    the raw body text of a JSON request; ours is always a mapping, so that parse is skipped. The
+    cases `validate` treats apart (no `params`, body text, an algorithm twilio does not know, for
+    which it logs a warning) go to `validate` itself."""
+    if params is None or isinstance(params, str) or (algorithm or HMAC_SHA1).upper() not in _VALIDATORS:
+        return bool(validator.validate(url, params, signature, algorithm))
+    first, second = _url_forms(url)
+    return bool(
+        compare(validator.compute_signature(first, params, algorithm), signature)
+        or compare(validator.compute_signature(second, params, algorithm), signature)
+    )
+
+
+@lru_cache(maxsize=32)
+def _url_forms(url: str) -> tuple[str, str]:
+    """The URL as `validate` signs it with and without its port, the form it arrived in first.
+    Cached: a function's URL is the same on every request (the fallback's) or for every request
+    of a call (the callbacks' `session`), so parsing and rebuilding it each time gave the same
+    answer again."""
+    parsed = urlparse(url)
+    # Both built first, in validate's order: a URL whose port is not a number raises as it does
+    # there (and, raising, is not cached).
+    with_port, without_port = add_port(parsed), remove_port(parsed)
+    return (with_port, without_port) if parsed.port else (without_port, with_port)
+
+
 def signature_is_valid(url: str, params: FormParams, signature: str, tokens: AuthTokens) -> bool:
     """True when any configured token (primary, or secondary during a rotation) produced it.
 
     `params` must be a mapping (never the raw body text): given a string, twilio's validator
     switches to its JSON-body mode, where a `bodySHA256` query parameter decides."""
-    return any(RequestValidator(token).validate(url, params, signature) for token in tokens.all())
+    return any(validator_accepts(RequestValidator(token), url, params, signature) for token in tokens.all())
 
 
 def shared_key_signature_is_valid(
     url: str, params: FormParams, signature: str, keys: tuple[str, ...], algorithm: str
 ) -> bool:
     """True when any of the key id's keys (two during a rotation) produced it with `algorithm`."""
-    return any(RequestValidator(key).validate(url, params, signature, algorithm) for key in keys)
+    return any(validator_accepts(RequestValidator(key), url, params, signature, algorithm) for key in keys)
 
 
 def _without_query(url: str) -> str:

@@ -123,7 +123,8 @@ HistoryReader = Callable[[int | None], Sequence[Turn]]
 
 def fixed_history(turns: Sequence[Turn]) -> HistoryReader:
     """A history reader over turns already at hand (an agent's own tests, a composed agent)."""
-    return lambda limit: list(turns)[-limit:] if limit else ([] if limit == 0 else list(turns))
+    every = list(turns)
+    return lambda limit: every if limit is None else every[max(len(every) - limit, 0) :]
 
 
 @dataclass(frozen=True)

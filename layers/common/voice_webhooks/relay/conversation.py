@@ -32,7 +32,7 @@ from voice_webhooks.relay.connections import ConnectionGone, Poster, PostFailed
 from voice_webhooks.relay.frames import DtmfFrame, ErrorFrame, InterruptFrame, PromptFrame, SetupFrame
 from voice_webhooks.relay.metrics import RelayMetric
 from voice_webhooks.runtime.observability import count, logger
-from voice_webhooks.storage.relay_store import Allocation, Connection, RelayStore
+from voice_webhooks.storage.relay_store import Allocation, Connection, RelayStore, turn_key
 
 Frame = SetupFrame | PromptFrame | InterruptFrame | DtmfFrame | ErrorFrame
 MAX_ACTIONS_AFTER_INTERRUPT = 32
@@ -67,11 +67,14 @@ class Conversation:
     allowed_accounts: frozenset[str]
     ttl_days: int
 
+    def _expires_at(self, now: datetime | None = None) -> int:
+        return int(((now or utc_now()) + timedelta(days=self.ttl_days)).timestamp())
+
     def _common(self) -> dict[str, Any]:
         now = utc_now()
         return {
             "EventTime": now.isoformat(),
-            "ExpiresAt": int((now + timedelta(days=self.ttl_days)).timestamp()),
+            "ExpiresAt": self._expires_at(now),
             "Attempt": self.connection.attempt,
         }
 
@@ -95,9 +98,9 @@ class Conversation:
             # The marker first: the reply streaming in another invocation reads it before each
             # token, so every write before it would be tokens the caller did not want.
             reply_seq = self.store.mark_interrupt(
-                self.connection, frame.utterance_until_interrupt, self._common()["ExpiresAt"]
+                self.connection, frame.utterance_until_interrupt, self._expires_at()
             )
-        allocation = self.store.allocate(self.connection, message_id, self._common()["ExpiresAt"])
+        allocation = self.store.allocate(self.connection, message_id, self._expires_at())
         if allocation.duplicate:
             count(RelayMetric.DUPLICATE_FRAME)
             logger.info(
@@ -173,15 +176,14 @@ class Conversation:
 
     # --- replies --------------------------------------------------------------------------------
 
-    def _key(self, seq: int) -> str:
-        return f"turn#{self.connection.attempt:02d}#{seq:06d}"
-
     def _history_before(self, seq: int) -> Callable[[int | None], list[Turn]]:
         """The agent's history reader: the turns stored before this frame's turn `seq`."""
 
         def read(limit: int | None) -> list[Turn]:
             try:
-                items = self.store.turns_before(self.connection.session_id, self._key(seq), limit)
+                items = self.store.turns_before(
+                    self.connection.session_id, turn_key(self.connection.attempt, seq), limit
+                )
             except StorageError as exc:
                 count(RelayMetric.STORAGE_FAILED)
                 logger.warning("History not read: answering without it", extra={"reason": str(exc)})
@@ -204,7 +206,7 @@ class Conversation:
 
     def reply(self, turn: CallerTurn, *, before: int) -> None:
         # Only the first handling of the caller's frame replies: the reply needs no claim of its own.
-        allocation = self.store.allocate(self.connection, None, self._common()["ExpiresAt"], reply=True)
+        allocation = self.store.allocate(self.connection, None, self._expires_at(), reply=True)
         context = SessionContext(
             session_id=self.connection.session_id,
             attempt=self.connection.attempt,
@@ -273,7 +275,7 @@ class Conversation:
             extra["StoppedByInterrupt"] = True
         self._store(allocation, "agent", "reply", "".join(spoken), **extra)
         if end is not None and not gone:
-            end_allocation = self.store.allocate(self.connection, None, self._common()["ExpiresAt"])
+            end_allocation = self.store.allocate(self.connection, None, self._expires_at())
             handoff = to_frame(end).to_json()
             self._store(end_allocation, "agent", "end", handoff)
 

@@ -196,21 +196,3 @@ def log_output(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     buffer = io.StringIO()
     monkeypatch.setattr(logger.registered_handler, "stream", buffer)
     return buffer
-
-
-# Tests adapted to a change and not yet green on it are skipped by name here, so that nothing else
-# is: remove an entry when its test passes (none today). RUN_NOT_YET_MERGED=1 runs them anyway.
-NOT_YET_MERGED: dict[str, str] = {}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if os.environ.get("RUN_NOT_YET_MERGED"):
-        return
-    for item in items:
-        reason = (
-            NOT_YET_MERGED.get(item.nodeid)
-            or NOT_YET_MERGED.get(item.nodeid.split("[")[0])
-            or NOT_YET_MERGED.get(item.nodeid.split("::")[0])
-        )
-        if reason:
-            item.add_marker(pytest.mark.skip(reason=reason))
